@@ -1,0 +1,185 @@
+// Package config loads, expands, defaults and validates Switchyard's
+// configuration file (config.yaml).
+//
+// Loading happens in four steps, each in one place:
+//  1. the YAML is parsed into a node tree;
+//  2. every scalar is expanded: ${VAR} and ${VAR:-default} come from the
+//     environment, so secrets never need to be written in the file;
+//  3. the tree is checked strictly against the Go types (an unknown key is an
+//     error naming its field path) and decoded;
+//  4. defaults are applied and Validate reports every problem at once, each
+//     prefixed with its field path, for example
+//     "backends[2].price.input_per_mtok: must be >= 0".
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Backend kinds.
+const (
+	KindLocal       = "local"       // the embedded open-model engine
+	KindSelfHosted  = "selfhosted"  // a self-hosted pool: vLLM, SGLang, llama-server, Ollama
+	KindProprietary = "proprietary" // a proprietary API: OpenAI, Anthropic, Gemini
+)
+
+// Provider types understood by this build.
+const (
+	ProviderOpenAI = "openai" // OpenAI and any OpenAI-compatible upstream
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Server is the HTTP listener.
+	Server Server `yaml:"server"`
+	// Log controls structured logging.
+	Log Log `yaml:"log"`
+	// Backends are the places requests can be sent to.
+	Backends []Backend `yaml:"backends"`
+	// Models are the public model names clients ask for, each mapped to an
+	// ordered list of deployments.
+	Models []Model `yaml:"models"`
+	// Keys are the virtual API keys clients authenticate with.
+	Keys []Key `yaml:"keys"`
+}
+
+// Server configures the HTTP listener.
+type Server struct {
+	// Listen is the address to listen on. Default ":8080".
+	Listen string `yaml:"listen"`
+	// BodyLimit is the largest request body accepted; larger bodies get 413.
+	// Accepts a byte count or a size such as "8MiB". Default 8 MiB.
+	BodyLimit ByteSize `yaml:"body_limit"`
+	// ShutdownTimeout is how long in-flight requests, streams included, may
+	// run after a shutdown signal before connections are closed. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StreamKeepalive is how often an SSE comment is written to a streaming
+	// client while the upstream is silent. It keeps proxies from timing the
+	// stream out and lets the gateway notice a client that went away, which
+	// cancels the upstream request. Default 200ms.
+	StreamKeepalive time.Duration `yaml:"stream_keepalive"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// Backend is one upstream: a local engine, a self-hosted pool or a
+// proprietary API.
+type Backend struct {
+	// Name identifies the backend in routes, logs, metrics and the
+	// x-switchyard-backend response header.
+	Name string `yaml:"name"`
+	// Kind is local, selfhosted or proprietary.
+	Kind string `yaml:"kind"`
+	// Provider is the wire protocol: "openai" for OpenAI and every
+	// OpenAI-compatible server.
+	Provider string `yaml:"provider"`
+	// BaseURL is the API root, for example https://api.openai.com/v1.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is sent upstream as a bearer token. Write it as ${ENV_VAR}.
+	APIKey Secret `yaml:"api_key"`
+	// Region is where the backend runs, for example eu-west-1.
+	Region string `yaml:"region"`
+	// Jurisdiction is the legal area of the region, for example EU or US.
+	Jurisdiction string `yaml:"jurisdiction"`
+	// Models lists the upstream model names this backend serves. When it is
+	// not empty, every deployment on this backend must name one of them.
+	Models []string `yaml:"models"`
+	// Price is what the backend charges per million tokens; it is the
+	// default for every deployment on this backend.
+	Price Price `yaml:"price"`
+	// Timeouts bound each upstream attempt.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// MaxIdleConns is the size of the keep-alive pool to this backend.
+	// Default 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Price is a price list in US dollars per one million tokens.
+type Price struct {
+	InputPerMTok       float64 `yaml:"input_per_mtok"`
+	OutputPerMTok      float64 `yaml:"output_per_mtok"`
+	CachedInputPerMTok float64 `yaml:"cached_input_per_mtok"`
+}
+
+// Timeouts bound one upstream attempt. Zero means the default.
+type Timeouts struct {
+	// Connect bounds dialling the upstream (TCP and TLS). Default 5s.
+	Connect time.Duration `yaml:"connect"`
+	// FirstByte bounds the wait for the response headers and, for a
+	// stream, its first event. For a non-streaming request this is the
+	// whole generation. Default 120s.
+	FirstByte time.Duration `yaml:"first_byte"`
+	// BetweenChunks bounds the silence between two stream events. Default 30s.
+	BetweenChunks time.Duration `yaml:"between_chunks"`
+}
+
+// Model is a public model name and the deployments that serve it, in order
+// of preference.
+type Model struct {
+	// Name is what clients put in the request's "model" field.
+	Name string `yaml:"name"`
+	// Aliases are other names clients may use for the same route.
+	Aliases []string `yaml:"aliases"`
+	// Deployments are tried in order; the next is used when one fails
+	// before the first byte reached the client.
+	Deployments []Deployment `yaml:"deployments"`
+}
+
+// Deployment is one backend serving a model.
+type Deployment struct {
+	// Backend names a backend.
+	Backend string `yaml:"backend"`
+	// Model is the upstream model name. Default: the route's name.
+	Model string `yaml:"model"`
+	// Price overrides the backend's price for this model.
+	Price *Price `yaml:"price"`
+}
+
+// Key is a virtual API key. Only the SHA-256 of the key is stored.
+type Key struct {
+	// ID names the key in logs and metrics; it is not secret.
+	ID string `yaml:"id"`
+	// SHA256 is the lowercase hex SHA-256 of the key
+	// (`switchyard key hash` prints it).
+	SHA256 string `yaml:"sha256"`
+	Tenant string `yaml:"tenant"`
+	Team   string `yaml:"team"`
+	User   string `yaml:"user"`
+	// Models restricts the key to these public model names or aliases;
+	// empty allows every model.
+	Models []string `yaml:"models"`
+}
+
+// Secret is a string that never prints: fmt, logs and YAML show it masked.
+type Secret string
+
+// Mask is what a non-empty secret prints as.
+const Mask = "********"
+
+// String masks the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return Mask
+}
+
+// GoString masks the secret for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalYAML masks the secret.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// Value returns the secret itself, for the one place that sends it upstream.
+func (s Secret) Value() string { return string(s) }
+
+// LogValue masks the secret in slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+const validHash = "4f1a6a2e3f4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d"
+
+const base = `
+server:
+  listen: 127.0.0.1:9999
+  body_limit: 1MiB
+backends:
+  - name: openai
+    kind: proprietary
+    base_url: https://api.openai.com/v1
+    api_key: ${OPENAI_API_KEY}
+    region: us-east-1
+    jurisdiction: US
+    models: [gpt-4o-mini]
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: 0.075}
+  - name: vllm
+    kind: selfhosted
+    base_url: ${VLLM_URL:-http://127.0.0.1:8000/v1}
+    timeouts: {connect: 2s, first_byte: 10s}
+models:
+  - name: gpt-4o-mini
+    aliases: [fast]
+    deployments:
+      - backend: vllm
+        model: qwen2.5-7b
+      - backend: openai
+keys:
+  - id: dev
+    sha256: ` + validHash + `
+    tenant: acme
+    team: search
+    models: [fast]
+`
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseValid(t *testing.T) {
+	cfg, err := Parse([]byte(base), env(map[string]string{"OPENAI_API_KEY": "sk-secret"}))
+	require.NoError(t, err)
+
+	assert.Equal(t, "127.0.0.1:9999", cfg.Server.Listen)
+	assert.Equal(t, ByteSize(1<<20), cfg.Server.BodyLimit)
+	assert.Equal(t, DefaultShutdownTimeout, cfg.Server.ShutdownTimeout)
+	assert.Equal(t, "sk-secret", cfg.Backends[0].APIKey.Value())
+	assert.Equal(t, 0.075, cfg.Backends[0].Price.CachedInputPerMTok)
+	assert.Equal(t, "http://127.0.0.1:8000/v1", cfg.Backends[1].BaseURL, "default of ${VAR:-default}")
+	assert.Equal(t, 2*time.Second, cfg.Backends[1].Timeouts.Connect)
+	assert.Equal(t, DefaultBetweenChunks, cfg.Backends[1].Timeouts.BetweenChunks)
+	assert.Equal(t, ProviderOpenAI, cfg.Backends[1].Provider)
+	assert.Equal(t, "qwen2.5-7b", cfg.Models[0].Deployments[0].Model)
+	assert.Equal(t, "gpt-4o-mini", cfg.Models[0].Deployments[1].Model, "deployment model defaults to the route name")
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	cfg, err := Parse([]byte(base), env(map[string]string{"OPENAI_API_KEY": "sk-secret"}))
+	require.NoError(t, err)
+	out, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "sk-secret")
+	assert.Contains(t, string(out), Mask)
+	assert.NotContains(t, fmtAll(cfg.Backends[0].APIKey), "sk-secret")
+
+	// The printed config parses back (config check output is reusable).
+	_, err = Parse(out, env(nil))
+	require.NoError(t, err)
+}
+
+func fmtAll(s Secret) string {
+	return strings.Join([]string{s.String(), s.GoString(), s.LogValue().String()}, " ")
+}
+
+func TestExpand(t *testing.T) {
+	lookup := env(map[string]string{"A": "x", "EMPTY": ""})
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "${A}", want: "x"},
+		{in: "pre-${A}-post", want: "pre-x-post"},
+		{in: "${EMPTY}", want: ""},
+		{in: "${EMPTY:-d}", want: "d"},
+		{in: "${UNSET:-d}", want: "d"},
+		{in: "${UNSET:-}", want: ""},
+		{in: "$$5 and $x", want: "$5 and $x"},
+		{in: "${UNSET}", err: "UNSET is not set"},
+		{in: "${A", err: "unterminated"},
+		{in: "${1A}", err: "invalid variable name"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := Expand(tc.in, lookup)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestExpandedNumberDecodesAsNumber(t *testing.T) {
+	doc := strings.Replace(base, "body_limit: 1MiB", "body_limit: ${LIMIT}", 1)
+	doc = strings.Replace(doc, "input_per_mtok: 0.15", "input_per_mtok: \"${PRICE}\"", 1)
+	cfg, err := Parse([]byte(doc), env(map[string]string{"OPENAI_API_KEY": "k", "LIMIT": "2048", "PRICE": "2.5"}))
+	require.NoError(t, err)
+	assert.Equal(t, ByteSize(2048), cfg.Server.BodyLimit)
+	assert.Equal(t, 2.5, cfg.Backends[0].Price.InputPerMTok)
+}
+
+// TestInvalid edits the valid base document and checks that the error names
+// the field path of the problem.
+func TestInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		want     string
+	}{
+		{"unknown top-level key", "server:", "serverz: {}\nserver:", "serverz: unknown field (line 2)"},
+		{"unknown nested key", "region: us-east-1", "regoin: us-east-1", "backends[0].regoin: unknown field"},
+		{"unknown key in price", "cached_input_per_mtok: 0.075", "cached_per_mtok: 0.075", "backends[0].price.cached_per_mtok: unknown field"},
+		{"unknown key in deployment", "model: qwen2.5-7b", "modle: qwen2.5-7b", "models[0].deployments[0].modle: unknown field"},
+		{"negative price", "input_per_mtok: 0.15", "input_per_mtok: -1", "backends[0].price.input_per_mtok: must be >= 0"},
+		{"negative output price", "output_per_mtok: 0.6", "output_per_mtok: -0.6", "backends[0].price.output_per_mtok: must be >= 0"},
+		{"bad kind", "kind: selfhosted", "kind: cloud", `backends[1].kind: must be one of local, selfhosted, proprietary; got "cloud"`},
+		{"unknown provider", "kind: selfhosted", "kind: selfhosted\n    provider: grpc", `backends[1].provider: unknown provider "grpc"`},
+		{"missing base_url", "    base_url: https://api.openai.com/v1\n", "", "backends[0].base_url: is required"},
+		{"relative base_url", "base_url: https://api.openai.com/v1", "base_url: api.openai.com", "backends[0].base_url: must be an absolute http or https URL"},
+		{"negative timeout", "connect: 2s", "connect: -2s", "backends[1].timeouts.connect: must be >= 0"},
+		{"bad duration", "connect: 2s", "connect: soon", "line 17: cannot unmarshal !!str `soon` into time.Duration"},
+		{"bad size", "body_limit: 1MiB", "body_limit: big", `invalid size "big"`},
+		{"duplicate backend", "name: vllm", "name: openai", `backends[1].name: duplicate backend "openai"`},
+		{"missing backend name", "name: vllm", "name: ''", "backends[1].name: is required"},
+		{"unknown backend in route", "backend: vllm", "backend: nope", `models[0].deployments[0].backend: unknown backend "nope"`},
+		{"model not served", "      - backend: openai", "      - backend: openai\n        model: gpt-5", `models[0].deployments[1].model: backend "openai" does not serve "gpt-5"`},
+		{"no deployments", "    deployments:\n      - backend: vllm\n        model: qwen2.5-7b\n      - backend: openai\n", "    deployments: []\n", "models[0].deployments: at least one deployment is required"},
+		{"alias clashes with name", "aliases: [fast]", "aliases: [gpt-4o-mini]", `models[0].aliases[0]: model name "gpt-4o-mini" already used at models[0].name`},
+		{"bad key hash", "sha256: " + validHash, "sha256: abc", "keys[0].sha256: must be 64 lowercase hex digits"},
+		{"uppercase key hash", "sha256: " + validHash, "sha256: " + strings.ToUpper(validHash), "keys[0].sha256: must be 64 lowercase hex digits"},
+		{"missing tenant", "tenant: acme", "tenant: ''", "keys[0].tenant: is required"},
+		{"key allows unknown model", "models: [fast]", "models: [slow]", `keys[0].models[0]: unknown model "slow"`},
+		{"bad log level", "server:", "log: {level: loud}\nserver:", `log.level: must be one of debug, info, warn, error; got "loud"`},
+		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "NOT_SET_ANYWHERE is not set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(base, tc.old, tc.new, 1)
+			require.NotEqual(t, base, doc, "the edit must apply")
+			_, err := Parse([]byte(doc), env(map[string]string{"OPENAI_API_KEY": "k"}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	doc := strings.Replace(base, "input_per_mtok: 0.15", "input_per_mtok: -1", 1)
+	doc = strings.Replace(doc, "tenant: acme", "tenant: ''", 1)
+	_, err := Parse([]byte(doc), env(map[string]string{"OPENAI_API_KEY": "k"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "backends[0].price.input_per_mtok: must be >= 0")
+	assert.Contains(t, err.Error(), "keys[0].tenant: is required")
+}
+
+func TestEmpty(t *testing.T) {
+	_, err := Parse(nil, env(nil))
+	require.ErrorContains(t, err, "config is empty")
+}

@@ -1,0 +1,221 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults, applied by Load to every field left at its zero value.
+const (
+	DefaultListen          = ":8080"
+	DefaultBodyLimit       = 8 << 20
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultStreamKeepalive = 200 * time.Millisecond
+	DefaultConnect         = 5 * time.Second
+	DefaultFirstByte       = 120 * time.Second
+	DefaultBetweenChunks   = 30 * time.Second
+	DefaultMaxIdleConns    = 256
+)
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.BodyLimit == 0 {
+		s.BodyLimit = DefaultBodyLimit
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if s.StreamKeepalive == 0 {
+		s.StreamKeepalive = DefaultStreamKeepalive
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if b.Provider == "" {
+			b.Provider = ProviderOpenAI
+		}
+		if b.Timeouts.Connect == 0 {
+			b.Timeouts.Connect = DefaultConnect
+		}
+		if b.Timeouts.FirstByte == 0 {
+			b.Timeouts.FirstByte = DefaultFirstByte
+		}
+		if b.Timeouts.BetweenChunks == 0 {
+			b.Timeouts.BetweenChunks = DefaultBetweenChunks
+		}
+		if b.MaxIdleConns == 0 {
+			b.MaxIdleConns = DefaultMaxIdleConns
+		}
+	}
+	for i := range c.Models {
+		m := &c.Models[i]
+		for j := range m.Deployments {
+			if m.Deployments[j].Model == "" {
+				m.Deployments[j].Model = m.Name
+			}
+		}
+	}
+}
+
+// Validate reports every problem in c, each as "field.path: message",
+// joined with errors.Join. It expects defaults to have been applied.
+func (c *Config) Validate() error {
+	v := &validator{}
+	s := c.Server
+	if s.BodyLimit < 0 {
+		v.add("server.body_limit", "must be > 0")
+	}
+	if s.ShutdownTimeout < 0 {
+		v.add("server.shutdown_timeout", "must be >= 0")
+	}
+	if s.StreamKeepalive < 0 {
+		v.add("server.stream_keepalive", "must be >= 0")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		v.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		v.add("log.format", "must be json or text; got %q", c.Log.Format)
+	}
+
+	backends := map[string]*Backend{}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		p := fmt.Sprintf("backends[%d]", i)
+		switch {
+		case b.Name == "":
+			v.add(p+".name", "is required")
+		case backends[b.Name] != nil:
+			v.add(p+".name", "duplicate backend %q", b.Name)
+		default:
+			backends[b.Name] = b
+		}
+		if !slices.Contains([]string{KindLocal, KindSelfHosted, KindProprietary}, b.Kind) {
+			v.add(p+".kind", "must be one of local, selfhosted, proprietary; got %q", b.Kind)
+		}
+		if b.Provider != ProviderOpenAI {
+			v.add(p+".provider", "unknown provider %q (known: openai)", b.Provider)
+		}
+		if b.BaseURL == "" {
+			v.add(p+".base_url", "is required")
+		} else if u, err := url.Parse(b.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p+".base_url", "must be an absolute http or https URL; got %q", b.BaseURL)
+		}
+		for j, m := range b.Models {
+			if m == "" {
+				v.add(fmt.Sprintf("%s.models[%d]", p, j), "must not be empty")
+			}
+		}
+		v.price(p+".price", b.Price)
+		v.nonNegative(p+".timeouts.connect", b.Timeouts.Connect)
+		v.nonNegative(p+".timeouts.first_byte", b.Timeouts.FirstByte)
+		v.nonNegative(p+".timeouts.between_chunks", b.Timeouts.BetweenChunks)
+		if b.MaxIdleConns < 0 {
+			v.add(p+".max_idle_conns", "must be >= 0")
+		}
+	}
+
+	names := map[string]string{} // public name or alias -> path that defined it
+	claim := func(name, path string) {
+		if name == "" {
+			v.add(path, "must not be empty")
+			return
+		}
+		if prev, ok := names[name]; ok {
+			v.add(path, "model name %q already used at %s", name, prev)
+			return
+		}
+		names[name] = path
+	}
+	for i, m := range c.Models {
+		p := fmt.Sprintf("models[%d]", i)
+		claim(m.Name, p+".name")
+		for j, a := range m.Aliases {
+			claim(a, fmt.Sprintf("%s.aliases[%d]", p, j))
+		}
+		if len(m.Deployments) == 0 {
+			v.add(p+".deployments", "at least one deployment is required")
+		}
+		for j, d := range m.Deployments {
+			dp := fmt.Sprintf("%s.deployments[%d]", p, j)
+			b := backends[d.Backend]
+			switch {
+			case d.Backend == "":
+				v.add(dp+".backend", "is required")
+			case b == nil:
+				v.add(dp+".backend", "unknown backend %q", d.Backend)
+			case len(b.Models) > 0 && !slices.Contains(b.Models, d.Model):
+				v.add(dp+".model", "backend %q does not serve %q (its models: %s)", b.Name, d.Model, strings.Join(b.Models, ", "))
+			}
+			if d.Price != nil {
+				v.price(dp+".price", *d.Price)
+			}
+		}
+	}
+
+	hashes := map[string]bool{}
+	ids := map[string]bool{}
+	for i, k := range c.Keys {
+		p := fmt.Sprintf("keys[%d]", i)
+		switch {
+		case k.ID == "":
+			v.add(p+".id", "is required")
+		case ids[k.ID]:
+			v.add(p+".id", "duplicate key id %q", k.ID)
+		}
+		ids[k.ID] = true
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 || strings.ToLower(k.SHA256) != k.SHA256 {
+			v.add(p+".sha256", "must be 64 lowercase hex digits (run: switchyard key hash)")
+		} else if hashes[k.SHA256] {
+			v.add(p+".sha256", "duplicate key hash")
+		}
+		hashes[k.SHA256] = true
+		if k.Tenant == "" {
+			v.add(p+".tenant", "is required")
+		}
+		for j, m := range k.Models {
+			if _, ok := names[m]; !ok {
+				v.add(fmt.Sprintf("%s.models[%d]", p, j), "unknown model %q", m)
+			}
+		}
+	}
+	return v.err()
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) nonNegative(path string, d time.Duration) {
+	if d < 0 {
+		v.add(path, "must be >= 0")
+	}
+}
+
+func (v *validator) price(path string, p Price) {
+	for _, f := range []struct {
+		name string
+		val  float64
+	}{{"input_per_mtok", p.InputPerMTok}, {"output_per_mtok", p.OutputPerMTok}, {"cached_input_per_mtok", p.CachedInputPerMTok}} {
+		if f.val < 0 {
+			v.add(path+"."+f.name, "must be >= 0")
+		}
+	}
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
