@@ -1,0 +1,335 @@
+// Command load is Switchyard's open-loop load benchmark. It measures the
+// latency a gateway adds on top of a zero-delay OpenAI-compatible upstream.
+//
+// For each mode (non-streaming "json", plus "stream" with -stream) and each
+// rate in -rates, it attacks first the upstream directly (-direct) and then
+// the gateway (-gateway) with the same chat completion request, at a constant
+// rate, for -duration each, after a 1s warm-up of that target at that rate.
+// It prints a markdown report to stdout and appends it to -out.
+//
+//	load -gateway http://127.0.0.1:18080/v1 -direct http://127.0.0.1:18081/v1 \
+//	     -key sk-bench -stream -pid $(pidof switchyard) -out bench/results.md
+//
+// With -direct empty the mock upstream (bench/internal/mock) is started
+// in-process on a free loopback port. Only loopback URLs are accepted.
+//
+// # What is measured
+//
+// The attack is open-loop: requests are scheduled at fixed intervals
+// (vegeta.ConstantPacer, request n at began+(n+1)/rate) whether or not
+// earlier ones have completed, so a slow target cannot slow the offered load.
+//
+// vegeta itself stamps Result.Timestamp when a worker goroutine actually
+// starts the request (time.Now() in Attacker.hit), not when the request was
+// scheduled, and Result.Latency runs from that instant to the end of reading
+// the body. When the pacer or the workers fall behind (CPU starvation, all
+// MaxWorkers busy), the queueing delay before the send is invisible in
+// vegeta's latencies, and requests still unsent when the duration elapses are
+// silently dropped: classic coordinated omission. This harness therefore:
+//
+//   - recomputes every latency from the request's scheduled time,
+//     began+(Seq+1)*interval, to the moment its response body hit EOF;
+//   - reports "send lag" (actual send minus scheduled time) so harness
+//     saturation is visible;
+//   - counts scheduled-but-never-sent requests as failures in the success
+//     ratio (success = complete 2xx responses / requests scheduled);
+//   - reports vegeta's own uncorrected p99 alongside, for comparison.
+//
+// TTFB is the time from the scheduled send to the first response body byte
+// (for streams: the first SSE event). A response counts as successful only if
+// it is 2xx and its body is complete: it contains "choices" (json) or
+// "[DONE]" (stream) and was read to EOF within -timeout.
+//
+// # Harness cost
+//
+// Everything shares one machine. The harness, the mock upstream and the
+// gateway compete for the same (on the reference box, two) CPU cores, and
+// vegeta's per-request allocations make the harness itself CPU-heavy at
+// thousands of requests per second. The "direct" rows are therefore the
+// floor of harness plus mock plus loopback; the "added" rows subtract that
+// floor from the gateway rows. Harness CPU is reported per step (it includes
+// the mock when that runs in-process); when "direct" cannot sustain a rate,
+// that rate measures the box, not the gateway.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/bench/internal/mock"
+)
+
+// options are the parsed command-line flags.
+type options struct {
+	gatewayURL string
+	directURL  string
+	key        string
+	model      string
+	rates      []int
+	duration   time.Duration
+	warmup     time.Duration
+	timeout    time.Duration
+	stream     bool
+	pid        int
+	out        string
+}
+
+func main() {
+	var (
+		o     options
+		rates string
+	)
+	flag.StringVar(&o.gatewayURL, "gateway", "", "gateway base `URL`, e.g. http://127.0.0.1:18080/v1 (required, loopback only)")
+	flag.StringVar(&o.directURL, "direct", "", "mock upstream base `URL`, e.g. http://127.0.0.1:18081/v1; empty starts the mock in-process")
+	flag.StringVar(&o.key, "key", "", "API key sent as \"Authorization: Bearer KEY\" to both targets")
+	flag.StringVar(&o.model, "model", "bench-model", "model name put in the request body")
+	flag.StringVar(&rates, "rates", "500,1000,2000,3000,5000,6000", "comma-separated request rates (req/s) to step through")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured attack duration per target and rate")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per target and rate")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout, body read included")
+	flag.BoolVar(&o.stream, "stream", false, "also run the streaming mode (stream:true, include_usage)")
+	flag.IntVar(&o.pid, "pid", 0, "gateway process id, to report its CPU use and RSS from /proc (0: skip)")
+	flag.StringVar(&o.out, "out", "", "markdown file to append the report to (empty: stdout only)")
+	flag.Parse()
+
+	var err error
+	if o.rates, err = parseRates(rates); err == nil {
+		err = run(o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+// run validates o, runs every step and writes the report.
+func run(o options) error {
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", flag.Args())
+	}
+	if o.gatewayURL == "" {
+		return errors.New("-gateway is required")
+	}
+	if o.duration <= 0 || o.warmup <= 0 || o.timeout <= 0 {
+		return errors.New("-duration, -warmup and -timeout must be positive")
+	}
+	gatewayEP, err := endpoint(o.gatewayURL)
+	if err != nil {
+		return fmt.Errorf("-gateway: %w", err)
+	}
+	directDesc := o.directURL
+	if o.directURL == "" {
+		srv, err := mock.Start("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("starting in-process mock: %w", err)
+		}
+		defer srv.Close(time.Second)
+		o.directURL = "http://" + srv.Addr + "/v1"
+		directDesc = o.directURL + " (in-process mock)"
+	}
+	directEP, err := endpoint(o.directURL)
+	if err != nil {
+		return fmt.Errorf("-direct: %w", err)
+	}
+	if o.pid > 0 {
+		if _, err := readProcStatus(o.pid); err != nil {
+			return fmt.Errorf("-pid: %w", err)
+		}
+	}
+
+	// The harness allocates a lot per request; trading memory for fewer GC
+	// cycles keeps its CPU share down.
+	debug.SetGCPercent(400)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	maxConns := 0
+	for _, r := range o.rates {
+		maxConns = max(maxConns, maxWorkers(r))
+	}
+	direct := newTarget("direct", directEP, o.timeout, maxConns)
+	gateway := newTarget("gateway", gatewayEP, o.timeout, maxConns)
+	defer direct.client.CloseIdleConnections()
+	defer gateway.client.CloseIdleConnections()
+
+	header := http.Header{"Content-Type": {"application/json"}}
+	if o.key != "" {
+		header.Set("Authorization", "Bearer "+o.key)
+	}
+	modes := []string{"json"}
+	if o.stream {
+		modes = append(modes, "stream")
+	}
+	perStep := 2*(o.warmup+o.duration) + time.Second
+	fmt.Fprintf(os.Stderr, "load: %d mode(s) x %d rate(s), about %s in total\n",
+		len(modes), len(o.rates), time.Duration(len(modes)*len(o.rates))*perStep)
+
+	rep := report{
+		started:    time.Now(),
+		gatewayURL: o.gatewayURL,
+		directURL:  directDesc,
+		model:      o.model,
+		duration:   o.duration,
+		warmup:     o.warmup,
+		timeout:    o.timeout,
+		pid:        o.pid,
+	}
+steps:
+	for _, mode := range modes {
+		spec := attackSpec{
+			mode:   mode,
+			body:   requestBody(o.model, mode == "stream"),
+			header: header,
+			marker: completionMarker(mode),
+		}
+		for _, rate := range o.rates {
+			spec.rate = rate
+			for _, t := range []*target{direct, gateway} {
+				pid := 0
+				if t == gateway {
+					pid = o.pid
+				}
+				spec.duration = o.warmup
+				runAttack(ctx, t, spec, 0, false)
+				if ctx.Err() != nil {
+					break steps
+				}
+				spec.duration = o.duration
+				res := runAttack(ctx, t, spec, pid, true)
+				fmt.Fprintln(os.Stderr, res.progressLine())
+				rep.steps = append(rep.steps, res)
+				if ctx.Err() != nil {
+					break steps
+				}
+			}
+		}
+	}
+	rep.interrupted = ctx.Err() != nil
+	if o.pid > 0 {
+		if st, err := readProcStatus(o.pid); err == nil {
+			rep.gatewayMem = &st
+		}
+	}
+
+	text := rep.markdown()
+	fmt.Print(text)
+	if o.out != "" {
+		f, err := os.OpenFile(o.out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		_, werr := f.WriteString(text + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return werr
+		}
+	}
+	if rep.interrupted {
+		return errors.New("interrupted; the report above is partial")
+	}
+	return nil
+}
+
+// parseRates parses a comma-separated list of positive request rates.
+func parseRates(s string) ([]int, error) {
+	var rates []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		r, err := strconv.Atoi(f)
+		if err != nil || r <= 0 || r > 1_000_000 {
+			return nil, fmt.Errorf("-rates: %q is not a rate between 1 and 1000000", f)
+		}
+		rates = append(rates, r)
+	}
+	if len(rates) == 0 {
+		return nil, errors.New("-rates: no rates given")
+	}
+	return rates, nil
+}
+
+// endpoint validates a base URL (http or https, loopback host) and returns
+// its chat completions endpoint.
+func endpoint(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("%q: scheme must be http or https", base)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q: user info, query and fragment are not allowed", base)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	if err := mock.CheckLoopback(net.JoinHostPort(u.Hostname(), port)); err != nil {
+		return "", fmt.Errorf("%q: refusing a non-loopback target: %w", base, err)
+	}
+	return strings.TrimRight(u.String(), "/") + "/chat/completions", nil
+}
+
+// requestBody returns the chat completion request sent in every step.
+func requestBody(model string, stream bool) []byte {
+	type message struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	type streamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	req := struct {
+		Model         string         `json:"model"`
+		Messages      []message      `json:"messages"`
+		Stream        bool           `json:"stream"`
+		StreamOptions *streamOptions `json:"stream_options,omitempty"`
+	}{
+		Model:    model,
+		Messages: []message{{Role: "user", Content: "Say hello"}},
+		Stream:   stream,
+	}
+	if stream {
+		req.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		panic(err) // cannot happen: only strings and bools
+	}
+	return b
+}
+
+// completionMarker is the byte string whose presence in a 2xx response body
+// marks the response as complete.
+func completionMarker(mode string) []byte {
+	if mode == "stream" {
+		return []byte("[DONE]")
+	}
+	return []byte(`"choices"`)
+}
+
+// hostDescription describes the machine for the report header.
+func hostDescription() string {
+	return fmt.Sprintf("%s/%s, %d CPUs, GOMAXPROCS %d, %s",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+}

@@ -1,0 +1,180 @@
+// Command switchyard runs the Switchyard gateway.
+//
+//	switchyard [serve] [-config PATH]   run the gateway (the default)
+//	switchyard config check [-config PATH]
+//	                                    validate and print the resolved config, secrets masked
+//	switchyard key hash [KEY]           print the SHA-256 that config stores for a virtual key
+//	switchyard version                  print the version
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  switchyard [serve] [-config PATH]        run the gateway (default config: config.yaml)
+  switchyard config check [-config PATH]   validate and print the resolved config, secrets masked
+  switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
+  switchyard version                       print the version`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		path, err := configFlag("serve", args, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(path, stderr)
+	case "config":
+		if len(args) == 0 || args[0] != "check" {
+			return errors.New("unknown config command; did you mean 'switchyard config check'?")
+		}
+		path, err := configFlag("config check", args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			return err
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "# %s is valid; resolved configuration, secrets masked:\n%s", path, out)
+		return nil
+	case "key":
+		if len(args) == 0 || args[0] != "hash" {
+			return errors.New("unknown key command; did you mean 'switchyard key hash'?")
+		}
+		key := ""
+		if len(args) > 1 {
+			key = args[1]
+		} else {
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			key = strings.TrimSpace(line)
+		}
+		if key == "" {
+			return errors.New("no key given")
+		}
+		fmt.Fprintln(stdout, gateway.HashKey(key))
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "switchyard", versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.yaml", "path to the configuration file")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return *path, nil
+}
+
+func serve(path string, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	srv, err := gateway.New(cfg, gateway.Options{Logger: log, Version: versionString()})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Listen() }()
+	log.Info("switchyard listening", "addr", cfg.Server.Listen, "version", versionString(),
+		"backends", len(cfg.Backends), "models", len(cfg.Models), "keys", len(cfg.Keys))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down; waiting for in-flight requests", "timeout", cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown deadline passed; closing remaining connections", "error", err)
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}

@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"github.com/gofiber/fiber/v2"
+)
+
+// healthz is liveness: the process serves HTTP.
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok", "version": s.version})
+}
+
+type deploymentHealth struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Healthy bool   `json:"healthy"`
+}
+
+// readyz is readiness: 503 while draining for shutdown or when no
+// deployment of any model is healthy, with the state of each deployment.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	var deps []deploymentHealth
+	healthy := 0
+	seen := map[string]bool{}
+	for _, rt := range s.router.Routes() {
+		for _, d := range rt.Deployments {
+			if seen[d.ID()] {
+				continue
+			}
+			seen[d.ID()] = true
+			h := d.Healthy()
+			if h {
+				healthy++
+			}
+			deps = append(deps, deploymentHealth{ID: d.ID(), Kind: d.Kind, Healthy: h})
+		}
+	}
+	status, code := "ready", fiber.StatusOK
+	switch {
+	case s.draining.Load():
+		status, code = "draining", fiber.StatusServiceUnavailable
+	case len(deps) > 0 && healthy == 0:
+		status, code = "no healthy deployment", fiber.StatusServiceUnavailable
+	}
+	return c.Status(code).JSON(fiber.Map{"status": status, "deployments": deps})
+}

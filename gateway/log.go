@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard/switchyard/pricing"
+	"github.com/switchyard/switchyard/providers"
+)
+
+// record is what the access log says about one request. Prompt and
+// completion text never go in it.
+type record struct {
+	requestID string
+	method    string
+	path      string
+	start     time.Time
+	status    int
+	principal *Principal
+	model     string // public model asked for
+	backend   string
+	upstream  string // upstream model
+	stream    bool
+	attempts  int
+	usage     *providers.Usage
+	cost      pricing.Cost
+	err       *APIError
+}
+
+func (s *Server) emit(r *record) {
+	level := slog.LevelInfo
+	switch {
+	case r.status >= 500:
+		level = slog.LevelError
+	case r.status >= 400:
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String("request_id", r.requestID),
+		slog.String("method", r.method),
+		slog.String("path", r.path),
+		slog.Int("status", r.status),
+		slog.Float64("duration_ms", float64(time.Since(r.start).Microseconds())/1000),
+	)
+	if p := r.principal; p != nil {
+		attrs = append(attrs, slog.String("key_id", p.KeyID), slog.String("tenant", p.Tenant), slog.String("team", p.Team))
+	}
+	if r.model != "" {
+		attrs = append(attrs, slog.String("model", r.model), slog.Bool("stream", r.stream))
+	}
+	if r.backend != "" {
+		attrs = append(attrs, slog.String("backend", r.backend), slog.String("upstream_model", r.upstream))
+	}
+	if r.attempts > 0 {
+		attrs = append(attrs, slog.Int("attempts", r.attempts))
+	}
+	if u := r.usage; u != nil {
+		attrs = append(attrs,
+			slog.Int64("prompt_tokens", u.PromptTokens),
+			slog.Int64("completion_tokens", u.CompletionTokens),
+			slog.Int64("cached_tokens", u.CachedTokens),
+			slog.Bool("usage_estimated", u.Estimated),
+			slog.String("cost_usd", r.cost.String()),
+		)
+	}
+	if e := r.err; e != nil {
+		attrs = append(attrs, slog.String("error_code", e.Code), slog.String("error", e.Error()))
+	}
+	s.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// accessLog answers errors here, so the status is known, and logs every
+// request except streams, which log themselves when they end.
+func (s *Server) accessLog(c *fiber.Ctx) error {
+	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
+	c.Locals(localLog, r)
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			return herr
+		}
+	}
+	if streaming, _ := c.Locals(localStreaming).(bool); streaming {
+		return nil
+	}
+	r.status = c.Response().StatusCode()
+	r.principal, _ = c.Locals(localPrincipal).(*Principal)
+	r.err, _ = c.Locals(localError).(*APIError)
+	s.emit(r)
+	return nil
+}
+
+func recordOf(c *fiber.Ctx) *record {
+	r, _ := c.Locals(localLog).(*record)
+	if r == nil {
+		r = &record{start: time.Now()}
+	}
+	return r
+}

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/router"
+)
+
+// call is one validated API request, ready for the router.
+type call struct {
+	op           providers.Operation
+	model        string
+	route        *router.Route
+	stream       bool
+	includeUsage bool // the client asked for usage in the stream
+	body         []byte
+}
+
+// parseCall validates the body of an OpenAI request: JSON object, model
+// present and a string, stream a boolean. Everything else is passed through
+// for the upstream to judge.
+func parseCall(op providers.Operation, body []byte) (*call, error) {
+	if len(body) == 0 {
+		return nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
+	}
+	if !gjson.ValidBytes(body) {
+		return nil, invalidRequest("invalid_json", "", "We could not parse the JSON body of your request.")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, invalidRequest("invalid_json", "", "The request body must be a JSON object.")
+	}
+	m := root.Get("model")
+	switch {
+	case !m.Exists() || m.Type == gjson.Null || (m.Type == gjson.String && m.Str == ""):
+		return nil, invalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	case m.Type != gjson.String:
+		return nil, invalidRequest("invalid_type", "model", "Invalid type for 'model': expected a string.")
+	}
+	c := &call{op: op, model: m.Str, body: body}
+	if op == providers.OpEmbeddings {
+		return c, nil
+	}
+	switch st := root.Get("stream"); st.Type {
+	case gjson.True:
+		c.stream = true
+	case gjson.False, gjson.Null:
+	default:
+		if st.Exists() {
+			return nil, invalidRequest("invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
+		}
+	}
+	c.includeUsage = root.Get("stream_options.include_usage").Type == gjson.True
+	return c, nil
+}
+
+// proxy serves an OpenAI operation through the router.
+func (s *Server) proxy(op providers.Operation) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := c.Locals(localPrincipal).(*Principal)
+		call, err := parseCall(op, c.Body())
+		if err != nil {
+			return err
+		}
+		rec := recordOf(c)
+		rec.model, rec.stream = call.model, call.stream
+		rt, ok := s.router.Lookup(call.model)
+		if !ok || !p.Allows(rt) {
+			return modelNotFound(call.model)
+		}
+		call.route = rt
+		req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
+		if call.stream {
+			return s.stream(c, call, req, rec)
+		}
+		return s.unary(c, call, req, rec)
+	}
+}
+
+// unary serves a non-streaming request.
+func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
+	res, err := s.router.Do(context.Background(), call.route, req)
+	rec.attempts = len(res.Attempts)
+	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
+	if err != nil {
+		if d := lastDeployment(res.Attempts); d != nil {
+			rec.backend, rec.upstream = d.Backend, d.Model
+		}
+		return err
+	}
+	d := res.Deployment
+	usage := res.Response.Usage
+	if usage == nil {
+		usage = estimateUnary(call, res.Response.Body)
+	}
+	cost := d.Price.Cost(usage.PromptTokens, usage.CachedTokens, usage.CompletionTokens)
+	rec.backend, rec.upstream, rec.usage, rec.cost = d.Backend, d.Model, usage, cost
+
+	c.Set(HeaderBackend, d.Backend)
+	c.Set(HeaderKind, d.Kind)
+	c.Set(HeaderModel, d.Model)
+	c.Set(HeaderCost, cost.String())
+	if usage.Estimated {
+		c.Set(HeaderEstimated, "true")
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(http.StatusOK).Send(res.Response.Body)
+}
+
+func lastDeployment(attempts []router.Attempt) *router.Deployment {
+	if len(attempts) == 0 {
+		return nil
+	}
+	return attempts[len(attempts)-1].Deployment
+}
+
+// estimateUnary stands in for usage an upstream did not report: about four
+// bytes of JSON per prompt token and four bytes of text per completion
+// token. It is marked Estimated wherever it is shown.
+func estimateUnary(call *call, resp []byte) *providers.Usage {
+	u := &providers.Usage{PromptTokens: estimateTokens(len(call.body)), Estimated: true}
+	if call.op == providers.OpEmbeddings {
+		return u
+	}
+	n := 0
+	gjson.GetBytes(resp, "choices").ForEach(func(_, ch gjson.Result) bool {
+		n += len(ch.Get("message.content").Str) + len(ch.Get("text").Str) + len(ch.Get("message.tool_calls").Raw)
+		return true
+	})
+	u.CompletionTokens = estimateTokens(n)
+	return u
+}
+
+func estimateTokens(bytes int) int64 { return int64((bytes + 3) / 4) }

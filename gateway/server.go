@@ -1,0 +1,213 @@
+// Package gateway is Switchyard's HTTP front door: a Fiber app serving the
+// OpenAI API. It authenticates the caller, validates the request, hands it
+// to the router and relays the answer, JSON or SSE, reporting the chosen
+// backend and the cost. It is the only package that imports Fiber.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/pricing"
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/providers/openai"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Response headers that tell the caller where a request went and what it
+// cost. Streams carry the backend headers too; their cost arrives at the end
+// of the stream (see stream.go).
+const (
+	HeaderRequestID = "X-Request-Id"
+	HeaderBackend   = "X-Switchyard-Backend"
+	HeaderModel     = "X-Switchyard-Model"
+	HeaderKind      = "X-Switchyard-Backend-Kind"
+	HeaderCost      = "X-Switchyard-Cost-Usd"
+	HeaderEstimated = "X-Switchyard-Usage-Estimated"
+	HeaderAttempts  = "X-Switchyard-Attempts"
+)
+
+// Keys of values kept in Fiber's per-request locals.
+const (
+	localPrincipal = "switchyard.principal"
+	localRequestID = "switchyard.request_id"
+	localError     = "switchyard.error"
+	localStreaming = "switchyard.streaming"
+	localLog       = "switchyard.log"
+)
+
+// Options are the gateway's collaborators. The zero value is usable.
+type Options struct {
+	// Logger receives access and error logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the gateway. Create it with New, run it with Serve or Listen,
+// stop it with Shutdown.
+type Server struct {
+	cfg      *config.Config
+	app      *fiber.App
+	router   *router.Router
+	keys     keyring
+	log      *slog.Logger
+	version  string
+	started  time.Time
+	draining atomic.Bool
+}
+
+// New builds the gateway from a validated config.
+func New(cfg *config.Config, o Options) (*Server, error) {
+	r, err := buildRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newKeyring(cfg.Keys, r)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, router: r, keys: keys, log: log, version: o.Version, started: time.Now()}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "switchyard",
+		BodyLimit:             int(cfg.Server.BodyLimit),
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		ReadBufferSize:        16 << 10,
+		IdleTimeout:           120 * time.Second,
+	})
+	s.routes()
+	return s, nil
+}
+
+// buildRouter turns config backends and model routes into router
+// deployments, one provider client (and connection pool) per backend.
+func buildRouter(cfg *config.Config) (*router.Router, error) {
+	clients := map[string]providers.Provider{}
+	backends := map[string]config.Backend{}
+	for _, b := range cfg.Backends {
+		backends[b.Name] = b
+		switch b.Provider {
+		case config.ProviderOpenAI:
+			clients[b.Name] = openai.New(openai.Options{
+				Backend:              b.Name,
+				BaseURL:              b.BaseURL,
+				APIKey:               b.APIKey.Value(),
+				ConnectTimeout:       b.Timeouts.Connect,
+				FirstByteTimeout:     b.Timeouts.FirstByte,
+				BetweenChunksTimeout: b.Timeouts.BetweenChunks,
+				MaxIdleConns:         b.MaxIdleConns,
+			})
+		default:
+			return nil, fmt.Errorf("backend %q: unknown provider %q", b.Name, b.Provider)
+		}
+	}
+	var routes []*router.Route
+	for _, m := range cfg.Models {
+		rt := &router.Route{Name: m.Name, Aliases: m.Aliases}
+		for _, d := range m.Deployments {
+			b, ok := backends[d.Backend]
+			if !ok {
+				return nil, fmt.Errorf("model %q: unknown backend %q", m.Name, d.Backend)
+			}
+			p := b.Price
+			if d.Price != nil {
+				p = *d.Price
+			}
+			rt.Deployments = append(rt.Deployments, &router.Deployment{
+				Backend:  b.Name,
+				Kind:     b.Kind,
+				Model:    d.Model,
+				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.CachedInputPerMTok),
+				Provider: clients[b.Name],
+			})
+		}
+		routes = append(routes, rt)
+	}
+	return router.New(routes), nil
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(recover.New())
+	app.Use(s.requestID)
+	app.Use(s.accessLog)
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+
+	v1 := app.Group("/v1", s.authenticate)
+	v1.Post("/chat/completions", s.proxy(providers.OpChat))
+	v1.Post("/completions", s.proxy(providers.OpCompletion))
+	v1.Post("/embeddings", s.proxy(providers.OpEmbeddings))
+	v1.Get("/models", s.listModels)
+	v1.Get("/models/*", s.getModel)
+}
+
+// Router exposes the router, for hooks such as telemetry.
+func (s *Server) Router() *router.Router { return s.router }
+
+// Listen serves on the configured address until Shutdown.
+func (s *Server) Listen() error { return s.app.Listen(s.cfg.Server.Listen) }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests,
+// streams included, until ctx is done; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// App is the underlying Fiber app, for in-process tests and benchmarks
+// (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// requestID takes the client's x-request-id when it is sane, or makes one,
+// and echoes it in the response.
+func (s *Server) requestID(c *fiber.Ctx) error {
+	id := c.Get(HeaderRequestID)
+	if !saneID(id) {
+		id = newRequestID()
+	}
+	c.Locals(localRequestID, id)
+	c.Set(HeaderRequestID, id)
+	return c.Next()
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func requestIDOf(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}

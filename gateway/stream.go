@@ -1,0 +1,289 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Streams
+//
+// The router opens the upstream stream and waits for its first event
+// before anything is sent to the client, so a failure up to that point
+// still falls back to the next deployment and is answered as a plain JSON
+// error. After that the response is committed: events are relayed one by
+// one, each flushed at once, and an upstream failure becomes an OpenAI
+// error event ({"error":{...}}) that ends the stream.
+//
+// Where the request went is in the response headers (X-Switchyard-Backend,
+// -Backend-Kind, -Model, -Attempts), as for JSON. What it cost is known only
+// at the end, so it is sent as an SSE comment just before "data: [DONE]":
+//
+//	: x-switchyard-cost {"backend":"openai","model":"gpt-4o-mini","cost_usd":"0.000045","prompt_tokens":12,"completion_tokens":40,"cached_tokens":0,"usage_estimated":false}
+//
+// SSE clients, the OpenAI SDKs included, ignore comment lines.
+//
+// The gateway always asks the upstream for usage in the final chunk. When
+// the client did not ask for it, that usage-only chunk is dropped; when the
+// client asked and the upstream sent none, the gateway sends one with
+// estimated counts. While the upstream is silent the gateway writes a
+// ": keep-alive" comment every server.stream_keepalive; a write that fails
+// means the client went away, and the upstream request is canceled at once.
+
+var (
+	sseData      = []byte("data: ")
+	sseEnd       = []byte("\n\n")
+	sseDone      = []byte("data: [DONE]\n\n")
+	sseKeepalive = []byte(": keep-alive\n\n")
+	sseCost      = []byte(": x-switchyard-cost ")
+)
+
+func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := s.router.Stream(ctx, call.route, req)
+	rec.attempts = len(res.Attempts)
+	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
+	if err != nil {
+		cancel()
+		if d := lastDeployment(res.Attempts); d != nil {
+			rec.backend, rec.upstream = d.Backend, d.Model
+		}
+		return err
+	}
+	d := res.Deployment
+	rec.backend, rec.upstream = d.Backend, d.Model
+	rec.principal, _ = c.Locals(localPrincipal).(*Principal)
+	rec.status = fiber.StatusOK
+	c.Locals(localStreaming, true)
+
+	c.Set(HeaderBackend, d.Backend)
+	c.Set(HeaderKind, d.Kind)
+	c.Set(HeaderModel, d.Model)
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Status(fiber.StatusOK)
+
+	r := &relay{
+		s: s, call: call, d: d, stream: res.Stream, cancel: cancel, rec: rec,
+		promptBytes: len(call.body),
+	}
+	c.Context().SetBodyStreamWriter(r.run)
+	return nil
+}
+
+// relay copies one upstream stream to the client. It runs on fasthttp's
+// stream-writer goroutine, after the handler returned: it must not touch
+// the Fiber context.
+type relay struct {
+	s      *Server
+	call   *call
+	d      *router.Deployment
+	stream providers.Stream
+	cancel context.CancelFunc
+	rec    *record
+
+	usage        *providers.Usage
+	promptBytes  int
+	contentBytes int
+	id, model    string // from the first chunk, for a synthesised usage chunk
+	created      int64
+}
+
+type recvResult struct {
+	ev  providers.Event
+	err error
+}
+
+// receive reads the upstream on its own goroutine, so that the writer can
+// send keep-alives and notice a departed client while the upstream is
+// silent. It hands over one event at a time and waits for next before
+// reading again, because an event's Data is only valid until the next Recv.
+func (r *relay) receive(out chan<- recvResult, next <-chan struct{}, done <-chan struct{}) {
+	for {
+		ev, err := r.stream.Recv()
+		select {
+		case out <- recvResult{ev, err}:
+		case <-done:
+			return
+		}
+		if err != nil {
+			return
+		}
+		select {
+		case <-next:
+		case <-done:
+			return
+		}
+	}
+}
+
+func (r *relay) run(w *bufio.Writer) {
+	out := make(chan recvResult)
+	next := make(chan struct{})
+	done := make(chan struct{})
+	go r.receive(out, next, done)
+	defer func() {
+		close(done)
+		r.stream.Close()
+		r.cancel()
+		r.finish()
+	}()
+
+	keepalive := r.s.cfg.Server.StreamKeepalive
+	ticker := time.NewTicker(keepalive)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			w.Write(sseKeepalive)
+			if err := w.Flush(); err != nil {
+				r.clientGone(err)
+				return
+			}
+		case res := <-out:
+			if res.err != nil {
+				r.end(w, res.err)
+				return
+			}
+			if err := r.forward(w, res.ev); err != nil {
+				r.clientGone(err)
+				return
+			}
+			ticker.Reset(keepalive)
+			next <- struct{}{}
+		}
+	}
+}
+
+// forward writes one event unless it is the usage-only chunk the client did
+// not ask for.
+func (r *relay) forward(w *bufio.Writer, ev providers.Event) error {
+	if ev.Usage != nil {
+		r.usage = ev.Usage
+	}
+	if r.id == "" {
+		r.id = gjson.GetBytes(ev.Data, "id").Str
+		r.model = gjson.GetBytes(ev.Data, "model").Str
+		r.created = gjson.GetBytes(ev.Data, "created").Int()
+	}
+	if r.usage == nil {
+		gjson.GetBytes(ev.Data, "choices").ForEach(func(_, ch gjson.Result) bool {
+			r.contentBytes += len(ch.Get("delta.content").Str) + len(ch.Get("text").Str) + len(ch.Get("delta.tool_calls").Raw)
+			return true
+		})
+	}
+	if ev.UsageOnly && !r.call.includeUsage {
+		return nil
+	}
+	w.Write(sseData)
+	w.Write(ev.Data)
+	w.Write(sseEnd)
+	return w.Flush()
+}
+
+// end finishes the stream: on a clean end with the usage chunk if owed, the
+// cost comment and [DONE]; on an upstream failure with an error event.
+func (r *relay) end(w *bufio.Writer, err error) {
+	if !errors.Is(err, io.EOF) {
+		e := toAPIError(err)
+		r.rec.err = e
+		r.rec.status = e.Status
+		r.s.router.Report(r.d, err)
+		r.settle()
+		w.Write(sseData)
+		w.Write(marshalError(e))
+		w.Write(sseEnd)
+		w.Flush()
+		return
+	}
+	r.settle()
+	if r.rec.usage.Estimated && r.call.includeUsage {
+		w.Write(sseData)
+		w.Write(r.usageChunk())
+		w.Write(sseEnd)
+	}
+	w.Write(sseCost)
+	w.Write(r.costComment())
+	w.Write(sseEnd)
+	w.Write(sseDone)
+	w.Flush()
+}
+
+func (r *relay) clientGone(err error) {
+	r.settle()
+	r.rec.status = statusClientClosed
+	r.rec.err = toAPIError(context.Canceled)
+}
+
+// settle fixes the usage and cost of the stream, estimating usage the
+// upstream did not report.
+func (r *relay) settle() {
+	u := r.usage
+	if u == nil {
+		u = &providers.Usage{
+			PromptTokens:     estimateTokens(r.promptBytes),
+			CompletionTokens: estimateTokens(r.contentBytes),
+			Estimated:        true,
+		}
+	}
+	r.rec.usage = u
+	r.rec.cost = r.d.Price.Cost(u.PromptTokens, u.CachedTokens, u.CompletionTokens)
+}
+
+func (r *relay) finish() { r.s.emit(r.rec) }
+
+type costComment struct {
+	Backend          string `json:"backend"`
+	Model            string `json:"model"`
+	CostUSD          string `json:"cost_usd"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	Estimated        bool   `json:"usage_estimated"`
+}
+
+func (r *relay) costComment() []byte {
+	u := r.rec.usage
+	b, _ := json.Marshal(costComment{
+		Backend: r.d.Backend, Model: r.d.Model, CostUSD: r.rec.cost.String(),
+		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CachedTokens: u.CachedTokens,
+		Estimated: u.Estimated,
+	})
+	return b
+}
+
+// usageChunk is the final chunk OpenAI sends for include_usage, made up
+// from estimated counts.
+func (r *relay) usageChunk() []byte {
+	u := r.rec.usage
+	object := "chat.completion.chunk"
+	if r.call.op == providers.OpCompletion {
+		object = "text_completion"
+	}
+	type usage struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+		TotalTokens      int64 `json:"total_tokens"`
+	}
+	b, _ := json.Marshal(struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		Model   string `json:"model"`
+		Choices []any  `json:"choices"`
+		Usage   usage  `json:"usage"`
+	}{r.id, object, r.created, r.model, []any{}, usage{u.PromptTokens, u.CompletionTokens, u.PromptTokens + u.CompletionTokens}})
+	return b
+}
+

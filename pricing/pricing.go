@@ -1,0 +1,62 @@
+// Package pricing turns token usage into exact costs.
+//
+// Prices are held as integer micro-USD per million tokens, so a cost is an
+// integer number of pico-USD (1e-12 USD): tokens × micro-USD/Mtok = pico-USD.
+// Every price with up to six decimal places in USD per million tokens is
+// represented exactly, and no float rounding creeps into sums.
+package pricing
+
+import (
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Price is a price list in micro-USD per million tokens.
+type Price struct {
+	Input       int64 // prompt tokens that were not served from a cache
+	Output      int64 // completion tokens
+	CachedInput int64 // prompt tokens served from the provider's cache
+}
+
+// FromUSDPerMTok converts USD per million tokens, as written in config, to
+// a Price.
+func FromUSDPerMTok(input, output, cachedInput float64) Price {
+	return Price{Input: micro(input), Output: micro(output), CachedInput: micro(cachedInput)}
+}
+
+func micro(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
+
+// Cost is an amount in pico-USD.
+type Cost int64
+
+// Cost prices a request: cached prompt tokens at the cached rate, the rest of
+// the prompt at the input rate, completion tokens at the output rate.
+// cached is clamped to [0, prompt] so no token is billed twice.
+func (p Price) Cost(prompt, cached, completion int64) Cost {
+	cached = min(max(cached, 0), max(prompt, 0))
+	uncached := max(prompt, 0) - cached
+	return Cost(uncached*p.Input + cached*p.CachedInput + max(completion, 0)*p.Output)
+}
+
+// USD returns the cost in dollars, for display and metrics.
+func (c Cost) USD() float64 { return float64(c) / 1e12 }
+
+// String formats the cost in USD with up to twelve decimals and no trailing
+// zeros: "0.000123", "0".
+func (c Cost) String() string {
+	neg := c < 0
+	if neg {
+		c = -c
+	}
+	whole, frac := int64(c)/1e12, int64(c)%1e12
+	s := strconv.FormatInt(whole, 10)
+	if frac != 0 {
+		f := strconv.FormatInt(frac, 10)
+		s += "." + strings.TrimRight(strings.Repeat("0", 12-len(f))+f, "0")
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}

@@ -1,0 +1,103 @@
+// Package providers defines how the gateway talks to a backend, whatever
+// its wire protocol: the request and response types, the Provider
+// interface, and the upstream error.
+//
+// The lingua franca is OpenAI's wire format. A request carries the client's
+// JSON body untouched; a provider for an OpenAI-compatible upstream forwards
+// it with the model rewritten, and a translating provider (Anthropic,
+// Gemini) converts it. Responses come back as OpenAI JSON, so the gateway
+// relays bytes and never re-encodes a response.
+package providers
+
+import (
+	"context"
+)
+
+// Operation is the API operation a request invokes.
+type Operation string
+
+// Operations.
+const (
+	OpChat       Operation = "chat"            // POST /v1/chat/completions
+	OpCompletion Operation = "text_completion" // POST /v1/completions
+	OpEmbeddings Operation = "embeddings"      // POST /v1/embeddings
+)
+
+// Path is the operation's path below an OpenAI-style base URL.
+func (o Operation) Path() string {
+	switch o {
+	case OpCompletion:
+		return "/completions"
+	case OpEmbeddings:
+		return "/embeddings"
+	default:
+		return "/chat/completions"
+	}
+}
+
+// Request is one upstream call.
+type Request struct {
+	Operation Operation
+	// Model is the upstream model name; the provider writes it into the body.
+	Model string
+	// Body is the client's JSON request body, in OpenAI's format. Providers
+	// must not modify it in place: the router reuses it for fallbacks.
+	Body []byte
+	// Stream is true for a streaming request.
+	Stream bool
+	// RequestID is the gateway's request id, forwarded upstream.
+	RequestID string
+}
+
+// Usage is normalised token usage.
+type Usage struct {
+	PromptTokens     int64
+	CompletionTokens int64
+	// CachedTokens are the prompt tokens served from the provider's cache;
+	// they are part of PromptTokens.
+	CachedTokens int64
+	// Estimated is true when the upstream reported no usage and the gateway
+	// estimated it.
+	Estimated bool
+}
+
+// Response is a complete, non-streaming answer.
+type Response struct {
+	// Body is the OpenAI-format JSON response.
+	Body []byte
+	// Usage is parsed from Body; nil when the upstream reported none.
+	Usage *Usage
+}
+
+// Event is one streamed chunk.
+type Event struct {
+	// Data is the SSE data payload: one OpenAI chunk as JSON. It is valid
+	// until the next Recv.
+	Data []byte
+	// Usage is set when the chunk carried a usage object.
+	Usage *Usage
+	// UsageOnly is true for the final chunk that carries usage and no
+	// choices, the one stream_options.include_usage asks for.
+	UsageOnly bool
+}
+
+// Stream is an open streaming response.
+type Stream interface {
+	// Recv returns the next event, or io.EOF after the last one.
+	Recv() (Event, error)
+	// Close releases the stream and cancels the upstream request if it is
+	// still running. It is safe to call more than once.
+	Close() error
+}
+
+// Provider is one backend's wire protocol. Implementations are safe for
+// concurrent use.
+type Provider interface {
+	// Do sends a non-streaming request.
+	Do(ctx context.Context, req *Request) (*Response, error)
+	// Stream starts a streaming request. Failures before the response
+	// headers (connect, 429, 5xx, timeouts) are returned here; a failure
+	// before the first event is returned by the first Recv. Either way the
+	// router can still fall back, because nothing reached the client yet.
+	Stream(ctx context.Context, req *Request) (Stream, error)
+}

@@ -1,0 +1,247 @@
+// Package router maps a public model name to its ordered deployments and
+// runs a request through them: unhealthy deployments are skipped, and a
+// retryable failure before anything reached the client moves on to the
+// next deployment. Once the first byte has reached the client the request
+// is never retried.
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/pricing"
+	"github.com/switchyard/switchyard/providers"
+)
+
+// Deployment is one backend serving one model.
+type Deployment struct {
+	// Backend is the backend's name from config.
+	Backend string
+	// Kind is local, selfhosted or proprietary.
+	Kind string
+	// Model is the upstream model name.
+	Model string
+	// Price is what one request's tokens cost here.
+	Price pricing.Price
+	// Provider speaks the backend's wire protocol.
+	Provider providers.Provider
+
+	health health
+}
+
+// ID is "backend/model".
+func (d *Deployment) ID() string { return d.Backend + "/" + d.Model }
+
+// Healthy reports whether the deployment is currently tried.
+func (d *Deployment) Healthy() bool { return d.health.healthy(time.Now()) }
+
+// Route is a public model name and its deployments in order of preference.
+type Route struct {
+	Name        string
+	Aliases     []string
+	Deployments []*Deployment
+}
+
+// Attempt is the outcome of trying one deployment.
+type Attempt struct {
+	Deployment *Deployment
+	Err        error // nil on success
+	Duration   time.Duration
+}
+
+// Router is safe for concurrent use once built.
+type Router struct {
+	routes []*Route
+	byName map[string]*Route
+
+	// OnAttempt, if not nil, is called after every attempt, successful or
+	// not, from the request's goroutine. Telemetry hooks in here.
+	OnAttempt func(Attempt)
+}
+
+// New builds a router over routes; names and aliases must be unique (config
+// validation guarantees it).
+func New(routes []*Route) *Router {
+	r := &Router{routes: routes, byName: map[string]*Route{}}
+	for _, rt := range routes {
+		r.byName[rt.Name] = rt
+		for _, a := range rt.Aliases {
+			r.byName[a] = rt
+		}
+	}
+	return r
+}
+
+// Lookup finds the route for a public model name or alias.
+func (r *Router) Lookup(model string) (*Route, bool) {
+	rt, ok := r.byName[model]
+	return rt, ok
+}
+
+// Routes returns every route in config order.
+func (r *Router) Routes() []*Route { return r.routes }
+
+// Result is a successful non-streaming call.
+type Result struct {
+	Deployment *Deployment
+	Response   *providers.Response
+	Attempts   []Attempt
+}
+
+// StreamResult is a stream that delivered its first event (or ended
+// cleanly) on Deployment. Reading it replays that first event.
+type StreamResult struct {
+	Deployment *Deployment
+	Stream     providers.Stream
+	Attempts   []Attempt
+}
+
+// ErrNoDeployment is returned when a route has no deployment to try.
+var ErrNoDeployment = errors.New("no deployment available")
+
+// Do runs a non-streaming request through the route's deployments.
+func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Result, error) {
+	var attempts []Attempt
+	var last error = ErrNoDeployment
+	for _, d := range r.order(rt) {
+		start := time.Now()
+		req.Model = d.Model
+		resp, err := d.Provider.Do(ctx, req)
+		attempts = r.record(attempts, d, err, start)
+		if err == nil {
+			return &Result{Deployment: d, Response: resp, Attempts: attempts}, nil
+		}
+		last = err
+		if !providers.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return &Result{Attempts: attempts}, last
+}
+
+// Stream opens a stream on the first deployment that delivers its first
+// event. A failure up to and including the first event falls back; the
+// caller commits to the client only after Stream returns.
+func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) (*StreamResult, error) {
+	var attempts []Attempt
+	var last error = ErrNoDeployment
+	for _, d := range r.order(rt) {
+		start := time.Now()
+		req.Model = d.Model
+		s, err := d.Provider.Stream(ctx, req)
+		if err == nil {
+			var first providers.Event
+			first, err = s.Recv()
+			switch {
+			case err == nil:
+				attempts = r.record(attempts, d, nil, start)
+				return &StreamResult{Deployment: d, Stream: &peeked{Stream: s, first: first, has: true}, Attempts: attempts}, nil
+			case errors.Is(err, io.EOF):
+				attempts = r.record(attempts, d, nil, start)
+				return &StreamResult{Deployment: d, Stream: &peeked{Stream: s, eof: true}, Attempts: attempts}, nil
+			}
+			s.Close()
+		}
+		attempts = r.record(attempts, d, err, start)
+		last = err
+		if !providers.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return &StreamResult{Attempts: attempts}, last
+}
+
+// Report records the outcome of a stream after its first event, so that a
+// deployment failing mid-stream counts against its health too.
+func (r *Router) Report(d *Deployment, err error) {
+	if providers.IsRetryable(err) {
+		d.health.failure(time.Now())
+	}
+}
+
+// order is the deployments to try: healthy ones in config order, or, when
+// every deployment is unhealthy, all of them, since trying beats refusing.
+func (r *Router) order(rt *Route) []*Deployment {
+	now := time.Now()
+	healthy := true
+	for _, d := range rt.Deployments {
+		if !d.health.healthy(now) {
+			healthy = false
+			break
+		}
+	}
+	if healthy {
+		return rt.Deployments
+	}
+	out := slices.DeleteFunc(slices.Clone(rt.Deployments), func(d *Deployment) bool { return !d.health.healthy(now) })
+	if len(out) == 0 {
+		return rt.Deployments
+	}
+	return out
+}
+
+func (r *Router) record(attempts []Attempt, d *Deployment, err error, start time.Time) []Attempt {
+	now := time.Now()
+	switch {
+	case err == nil:
+		d.health.success()
+	case providers.IsRetryable(err):
+		d.health.failure(now)
+	}
+	a := Attempt{Deployment: d, Err: err, Duration: now.Sub(start)}
+	if r.OnAttempt != nil {
+		r.OnAttempt(a)
+	}
+	return append(attempts, a)
+}
+
+// Health is passive: FailureThreshold consecutive retryable failures take a
+// deployment out of rotation for Cooldown; after that it is tried again,
+// and one success resets it.
+const (
+	FailureThreshold = 3
+	Cooldown         = 10 * time.Second
+)
+
+type health struct {
+	failures  atomic.Int32
+	downUntil atomic.Int64 // unix nanoseconds
+}
+
+func (h *health) healthy(now time.Time) bool { return now.UnixNano() >= h.downUntil.Load() }
+
+func (h *health) success() {
+	if h.failures.Load() != 0 {
+		h.failures.Store(0)
+	}
+}
+
+func (h *health) failure(now time.Time) {
+	if h.failures.Add(1) >= FailureThreshold {
+		h.downUntil.Store(now.Add(Cooldown).UnixNano())
+		h.failures.Store(0)
+	}
+}
+
+// peeked replays the first event a stream delivered.
+type peeked struct {
+	providers.Stream
+	first providers.Event
+	has   bool
+	eof   bool
+}
+
+func (p *peeked) Recv() (providers.Event, error) {
+	if p.has {
+		p.has = false
+		return p.first, nil
+	}
+	if p.eof {
+		return providers.Event{}, io.EOF
+	}
+	return p.Stream.Recv()
+}
