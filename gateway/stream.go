@@ -286,4 +286,3 @@ func (r *relay) usageChunk() []byte {
 	}{r.id, object, r.created, r.model, []any{}, usage{u.PromptTokens, u.CompletionTokens, u.PromptTokens + u.CompletionTokens}})
 	return b
 }
-

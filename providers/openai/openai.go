@@ -192,8 +192,8 @@ func (c *Client) send(ctx context.Context, req *providers.Request, body []byte) 
 // the first sign of progress, then the between-chunks timeout after each.
 // Its methods are safe to call from any goroutine.
 type watchdog struct {
-	t        *time.Timer
-	between  time.Duration
+	t       *time.Timer
+	between time.Duration
 	started atomic.Bool
 }
 
