@@ -58,7 +58,7 @@ type Server struct {
 	// StreamKeepalive is how often an SSE comment is written to a streaming
 	// client while the upstream is silent. It keeps proxies from timing the
 	// stream out and lets the gateway notice a client that went away, which
-	// cancels the upstream request. Default 200ms.
+	// cancels the upstream request. Default 100ms.
 	StreamKeepalive time.Duration `yaml:"stream_keepalive"`
 }
 

@@ -15,7 +15,7 @@ const (
 	DefaultListen          = ":8080"
 	DefaultBodyLimit       = 8 << 20
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultStreamKeepalive = 200 * time.Millisecond
+	DefaultStreamKeepalive = 100 * time.Millisecond
 	DefaultConnect         = 5 * time.Second
 	DefaultFirstByte       = 120 * time.Second
 	DefaultBetweenChunks   = 30 * time.Second

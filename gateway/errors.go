@@ -107,6 +107,10 @@ func marshalError(e *APIError) []byte {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	e := toAPIError(err)
 	c.Locals(localError, e)
+	if requestIDOf(c) == "" {
+		// Errors raised before the middleware ran, such as the body limit.
+		c.Set(HeaderRequestID, newRequestID())
+	}
 	if e.RetryAfter != "" {
 		c.Set(fiber.HeaderRetryAfter, e.RetryAfter)
 	} else if e.Status == http.StatusTooManyRequests {

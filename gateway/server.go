@@ -173,6 +173,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.app.ShutdownWithContext(ctx)
 }
 
+// Draining reports whether Shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // App is the underlying Fiber app, for in-process tests and benchmarks
 // (app.Test).
 func (s *Server) App() *fiber.App { return s.app }

@@ -265,14 +265,15 @@ func (c *Client) statusError(resp *http.Response) error {
 		e.Status, e.Type, e.Code = http.StatusGatewayTimeout, "api_error", providers.CodeUpstreamTimeout
 		e.Retryable = true
 	case status == http.StatusTooManyRequests:
-		e.Type = "rate_limit_error"
+		if e.Type == "" {
+			e.Type = "rate_limit_error"
+		}
 		if e.Code == "" {
 			e.Code = providers.CodeRateLimited
 		}
 		e.RetryAfter = resp.Header.Get("Retry-After")
 		e.Retryable = true
 	case status >= 500 && status <= 599:
-		e.Type = "api_error"
 		e.Retryable = true
 	case status < 400 || status > 599:
 		e.Status, e.Type, e.Code = http.StatusBadGateway, "api_error", providers.CodeUpstreamUnavailable
