@@ -1,0 +1,201 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/providers"
+)
+
+// fake is a scripted provider: each call takes the next outcome.
+type fake struct {
+	outcomes []error
+	calls    int
+	events   []string
+	// failFirstRecv makes the stream's first Recv return this error.
+	failFirstRecv error
+}
+
+var _ providers.Provider = (*fake)(nil)
+
+func (f *fake) next() error {
+	f.calls++
+	if len(f.outcomes) == 0 {
+		return nil
+	}
+	err := f.outcomes[0]
+	f.outcomes = f.outcomes[1:]
+	return err
+}
+
+func (f *fake) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
+	if err := f.next(); err != nil {
+		return nil, err
+	}
+	return &providers.Response{Body: []byte(`{"model":"` + req.Model + `"}`)}, nil
+}
+
+func (f *fake) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
+	if err := f.next(); err != nil {
+		return nil, err
+	}
+	return &fakeStream{events: f.events, firstErr: f.failFirstRecv}, nil
+}
+
+type fakeStream struct {
+	events   []string
+	firstErr error
+	closed   bool
+}
+
+func (s *fakeStream) Recv() (providers.Event, error) {
+	if s.firstErr != nil {
+		err := s.firstErr
+		s.firstErr = nil
+		return providers.Event{}, err
+	}
+	if len(s.events) == 0 {
+		return providers.Event{}, io.EOF
+	}
+	e := s.events[0]
+	s.events = s.events[1:]
+	return providers.Event{Data: []byte(e)}, nil
+}
+
+func (s *fakeStream) Close() error { s.closed = true; return nil }
+
+var (
+	errRetryable = &providers.Error{Status: http.StatusServiceUnavailable, Retryable: true}
+	errFinal     = &providers.Error{Status: http.StatusBadRequest}
+)
+
+func route(ps ...*fake) *Route {
+	rt := &Route{Name: "m"}
+	for i, p := range ps {
+		rt.Deployments = append(rt.Deployments, &Deployment{Backend: string(rune('a' + i)), Model: "up-" + string(rune('a'+i)), Provider: p})
+	}
+	return rt
+}
+
+func TestDoFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		outcomes    [][]error
+		wantBackend string
+		wantErr     error
+		wantCalls   []int
+	}{
+		{"first succeeds", [][]error{nil, nil}, "a", nil, []int{1, 0}},
+		{"retryable falls back", [][]error{{errRetryable}, nil}, "b", nil, []int{1, 1}},
+		{"final error stops", [][]error{{errFinal}, nil}, "", errFinal, []int{1, 0}},
+		{"all fail returns the last", [][]error{{errRetryable}, {errRetryable}}, "", errRetryable, []int{1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fakes []*fake
+			for _, o := range tc.outcomes {
+				fakes = append(fakes, &fake{outcomes: o})
+			}
+			var hooked []Attempt
+			r := New([]*Route{route(fakes...)})
+			r.OnAttempt = func(a Attempt) { hooked = append(hooked, a) }
+			rt, ok := r.Lookup("m")
+			require.True(t, ok)
+			res, err := r.Do(context.Background(), rt, &providers.Request{Body: []byte(`{}`)})
+			if tc.wantErr != nil {
+				assert.ErrorIs(t, err, tc.wantErr)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, tc.wantBackend, res.Deployment.Backend)
+				assert.Equal(t, `{"model":"up-`+tc.wantBackend+`"}`, string(res.Response.Body), "the deployment's model is used")
+			}
+			for i, f := range fakes {
+				assert.Equal(t, tc.wantCalls[i], f.calls, "calls to deployment %d", i)
+			}
+			assert.Equal(t, res.Attempts, hooked)
+		})
+	}
+}
+
+func TestStreamFallsBackOnFirstEventFailure(t *testing.T) {
+	first := &fake{failFirstRecv: errRetryable}
+	second := &fake{events: []string{"one", "two"}}
+	r := New([]*Route{route(first, second)})
+	rt, _ := r.Lookup("m")
+	res, err := r.Stream(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "b", res.Deployment.Backend)
+	assert.Len(t, res.Attempts, 2)
+	var got []string
+	for {
+		ev, err := res.Stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		got = append(got, string(ev.Data))
+	}
+	assert.Equal(t, []string{"one", "two"}, got, "the peeked first event is replayed")
+}
+
+func TestStreamEmptyIsSuccess(t *testing.T) {
+	r := New([]*Route{route(&fake{})})
+	rt, _ := r.Lookup("m")
+	res, err := r.Stream(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	_, err = res.Stream.Recv()
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+func TestUnhealthySkipped(t *testing.T) {
+	a := &fake{outcomes: []error{errRetryable, errRetryable, errRetryable}}
+	b := &fake{}
+	r := New([]*Route{route(a, b)})
+	rt, _ := r.Lookup("m")
+	for range FailureThreshold {
+		_, err := r.Do(context.Background(), rt, &providers.Request{})
+		require.NoError(t, err)
+	}
+	assert.False(t, rt.Deployments[0].Healthy(), "taken out after consecutive failures")
+	assert.Equal(t, FailureThreshold, a.calls)
+
+	res, err := r.Do(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "b", res.Deployment.Backend)
+	assert.Equal(t, FailureThreshold, a.calls, "the unhealthy deployment is skipped")
+	assert.Len(t, res.Attempts, 1)
+
+	// After the cooldown it is tried again.
+	rt.Deployments[0].health.downUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	res, err = r.Do(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "a", res.Deployment.Backend)
+}
+
+func TestAllUnhealthyStillTried(t *testing.T) {
+	a := &fake{}
+	r := New([]*Route{route(a)})
+	rt, _ := r.Lookup("m")
+	rt.Deployments[0].health.downUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	res, err := r.Do(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "a", res.Deployment.Backend)
+}
+
+func TestCanceledContextStopsFallback(t *testing.T) {
+	a := &fake{outcomes: []error{errRetryable}}
+	b := &fake{}
+	r := New([]*Route{route(a, b)})
+	rt, _ := r.Lookup("m")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := r.Do(ctx, rt, &providers.Request{})
+	assert.ErrorIs(t, err, errRetryable)
+	assert.Zero(t, b.calls)
+}
