@@ -43,7 +43,7 @@ type received struct {
 	Body   map[string]any
 }
 
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+func newUpstream(t testing.TB, h http.HandlerFunc) *upstream {
 	t.Helper()
 	u := &upstream{handler: h}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +125,7 @@ type route struct {
 	backends []string
 }
 
-func gatewayConfig(t *testing.T, extra string, routes ...route) *config.Config {
+func gatewayConfig(t testing.TB, extra string, routes ...route) *config.Config {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("server:\n  listen: 127.0.0.1:0\n  body_limit: 64KiB\n  shutdown_timeout: 5s\n  stream_keepalive: 50ms\n")
