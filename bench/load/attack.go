@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -69,9 +70,10 @@ type target struct {
 }
 
 // newTarget builds a target whose connection pool keeps up to maxConns idle
-// keep-alive connections (what vegeta.Connections sets on vegeta's own
-// transport; the transport here is our own because it is wrapped by the
-// probe, which vegeta's transport options cannot see through).
+// keep-alive connections. That is what vegeta.Connections would set, but
+// vegeta's transport options type-assert *http.Transport and so cannot
+// configure a transport wrapped by the probe; the client is handed to vegeta
+// whole with vegeta.Client instead.
 func newTarget(name, url string, timeout time.Duration, maxConns int) *target {
 	tr := &http.Transport{
 		Proxy:                 nil, // never route benchmark traffic through a proxy
@@ -105,8 +107,11 @@ type attackSpec struct {
 	marker   []byte // must appear in a complete response body
 }
 
-// latencies holds nearest-rank percentiles.
-type latencies struct{ p50, p90, p99 time.Duration }
+// latencies holds nearest-rank percentiles of n samples.
+type latencies struct {
+	n             int
+	p50, p90, p99 time.Duration
+}
 
 // percentiles sorts ds in place and returns its percentiles.
 func percentiles(ds []time.Duration) latencies {
@@ -115,16 +120,17 @@ func percentiles(ds []time.Duration) latencies {
 	}
 	slices.Sort(ds)
 	at := func(q float64) time.Duration {
-		i := int(q*float64(len(ds))+0.999999) - 1 // ceil(q*n)-1
+		i := int(math.Ceil(q*float64(len(ds)))) - 1
 		return ds[min(max(i, 0), len(ds)-1)]
 	}
-	return latencies{at(0.50), at(0.90), at(0.99)}
+	return latencies{len(ds), at(0.50), at(0.90), at(0.99)}
 }
 
 // stepResult is the outcome of one measured attack.
 type stepResult struct {
 	mode, target string
 	rate         int
+	duration     time.Duration // measured attack duration
 	scheduled    int           // requests the pacer should have sent
 	completed    int           // results returned by vegeta
 	ok           int           // complete 2xx responses
@@ -149,12 +155,13 @@ func (r *stepResult) success() float64 {
 	return float64(r.ok) / float64(n)
 }
 
-// throughput is the rate of successful responses over the attack window.
+// throughput is the rate of successful responses over the attack window
+// (at least the step's duration).
 func (r *stepResult) throughput() float64 {
-	if r.window <= 0 {
-		return 0
+	if w := max(r.window, r.duration); w > 0 {
+		return float64(r.ok) / w.Seconds()
 	}
-	return float64(r.ok) / r.window.Seconds()
+	return 0
 }
 
 // runAttack attacks t at spec.rate for spec.duration. When measure is false
@@ -216,15 +223,18 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 		mode:       spec.mode,
 		target:     t.name,
 		rate:       spec.rate,
+		duration:   spec.duration,
 		scheduled:  scheduled,
 		errors:     map[string]int{},
 		gatewayCPU: -1,
 		gatewayRSS: -1,
 	}
 	var (
-		vm                 vegeta.Metrics
-		lat, ttfb, sendLag = make([]time.Duration, 0, scheduled), make([]time.Duration, 0, scheduled), make([]time.Duration, 0, scheduled)
-		lastEnd            time.Time
+		vm      vegeta.Metrics
+		lat     = make([]time.Duration, 0, scheduled)
+		ttfb    = make([]time.Duration, 0, scheduled)
+		sendLag = make([]time.Duration, 0, scheduled)
+		lastEnd time.Time
 	)
 	for r := range results {
 		vm.Add(r)
@@ -269,7 +279,7 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 	res.lat = percentiles(lat)
 	res.ttfb = percentiles(ttfb)
 	res.sendLagP99 = percentiles(sendLag).p99
-	res.vegeta = latencies{vm.Latencies.P50, vm.Latencies.P90, vm.Latencies.P99}
+	res.vegeta = latencies{res.completed, vm.Latencies.P50, vm.Latencies.P90, vm.Latencies.P99}
 	res.harnessCPU = cpuPercent(selfCPU()-cpu0, wall)
 	if pid > 0 {
 		if gw1 := procCPU(pid); gw0 >= 0 && gw1 >= 0 {
@@ -285,8 +295,8 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 // progressLine summarises r on one line for stderr.
 func (r *stepResult) progressLine() string {
 	return fmt.Sprintf("[%s %d/s] %-7s ok %s  p50 %s  p99 %s  ttfb p99 %s  late-send p99 %s  vegeta p99 %s  harness cpu %.0f%%",
-		r.mode, r.rate, r.target, fmtPercent(r.success()), fmtDur(r.lat.p50), fmtDur(r.lat.p99),
-		fmtDur(r.ttfb.p99), fmtDur(r.sendLagP99), fmtDur(r.vegeta.p99), r.harnessCPU)
+		r.mode, r.rate, r.target, fmtPercent(r.success()), r.lat.fmt(r.lat.p50), r.lat.fmt(r.lat.p99),
+		r.ttfb.fmt(r.ttfb.p99), fmtDur(r.sendLagP99), r.vegeta.fmt(r.vegeta.p99), r.harnessCPU)
 }
 
 // recorder collects per-request observations made inside the transport,

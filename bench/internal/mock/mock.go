@@ -41,9 +41,9 @@ const maxRequestBody = 1 << 20
 
 // content is the canned assistant reply: 40 words.
 const content = "Hello! I am a mock assistant used for load testing the gateway. " +
-	"This reply is static, arrives instantly and is roughly forty words long " +
-	"so that response sizes resemble a short real completion without any model " +
-	"inference delay at all, which keeps measurements honest."
+	"This reply is static, arrives instantly and is forty words long so that " +
+	"response sizes resemble a short real completion without any model " +
+	"inference delay at all, honestly."
 
 // streamEvents is the number of chat.completion.chunk events in a stream
 // (role chunk + content words + finish chunk), not counting the optional
