@@ -151,6 +151,16 @@ func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.
 		cancel(nil)
 		return nil, err
 	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		w.stop()
+		resp.Body.Close()
+		cancel(nil)
+		return nil, &providers.Error{
+			Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
+			Message:   fmt.Sprintf("backend %q answered a streaming request with %q instead of an event stream", c.o.Backend, ct),
+			Retryable: true,
+		}
+	}
 	return &stream{c: c, ctx: ctx, cancel: cancel, w: w, body: resp.Body, r: sse.NewReader(resp.Body)}, nil
 }
 

@@ -164,6 +164,18 @@ func TestNotJSON(t *testing.T) {
 	assert.True(t, pe.Retryable)
 }
 
+func TestStreamAnsweredWithJSON(t *testing.T) {
+	c := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[]}`)
+	})
+	_, err := c.Stream(context.Background(), chatReq(true))
+	var pe *providers.Error
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 502, pe.Status)
+	assert.Contains(t, pe.Message, "instead of an event stream")
+}
+
 func TestCallerCancel(t *testing.T) {
 	c := serve(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	ctx, cancel := context.WithCancel(context.Background())
