@@ -156,7 +156,7 @@ func TestStreamUsageChunkOnlyWhenAsked(t *testing.T) {
 
 func TestStreamWithoutUpstreamUsageIsEstimated(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		writeSSE(w, chunk("m", `{"content":"abcdefgh"}`, ""), chunk("m", `{}`, "stop"))
+		writeSSE(w, chunk("m", `{"content":"ab"}`, ""), chunk("m", `{"content":"cd"}`, ""), chunk("m", `{"content":"efgh"}`, ""), chunk("m", `{}`, "stop"))
 	})
 	base, _ := startGateway(t, gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}}))
 
@@ -172,7 +172,7 @@ func TestStreamWithoutUpstreamUsageIsEstimated(t *testing.T) {
 	}
 	require.NoError(t, stream.Err())
 	assert.Equal(t, "abcdefgh", acc.Choices[0].Message.Content)
-	assert.EqualValues(t, 2, acc.Usage.CompletionTokens, "8 bytes of text ≈ 2 tokens")
+	assert.EqualValues(t, 4, acc.Usage.CompletionTokens, "one token per streamed chunk")
 	assert.Positive(t, acc.Usage.PromptTokens)
 
 	lines := readRawStream(t, base, `{"model":"chat","stream":true,"messages":[{"role":"user","content":"x"}]}`)

@@ -87,7 +87,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		BodyLimit:             int(cfg.Server.BodyLimit),
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
-		ReadBufferSize:        16 << 10,
+		ReadBufferSize:        8 << 10, // request line and headers
 		IdleTimeout:           120 * time.Second,
 	})
 	s.routes()

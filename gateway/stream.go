@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -93,82 +95,81 @@ type relay struct {
 	cancel context.CancelFunc
 	rec    *record
 
-	usage        *providers.Usage
-	promptBytes  int
-	contentBytes int
-	id, model    string // from the first chunk, for a synthesised usage chunk
-	created      int64
+	w              *bufio.Writer
+	mu             sync.Mutex // guards w and done
+	done           bool
+	gone           atomic.Bool // a keep-alive write failed: the client left
+	keepalive      *time.Timer
+	keepaliveEvery time.Duration
+
+	usage       *providers.Usage
+	promptBytes int
+	chunks      int    // events relayed, the estimate of completion tokens
+	id, model   string // from the first chunk, for a synthesised usage chunk
+	created     int64
 }
 
-type recvResult struct {
-	ev  providers.Event
-	err error
-}
-
-// receive reads the upstream on its own goroutine, so that the writer can
-// send keep-alives and notice a departed client while the upstream is
-// silent. It hands over one event at a time and waits for next before
-// reading again, because an event's Data is only valid until the next Recv.
-func (r *relay) receive(out chan<- recvResult, next <-chan struct{}, done <-chan struct{}) {
-	for {
-		ev, err := r.stream.Recv()
-		select {
-		case out <- recvResult{ev, err}:
-		case <-done:
-			return
-		}
-		if err != nil {
-			return
-		}
-		select {
-		case <-next:
-		case <-done:
-			return
-		}
-	}
-}
-
+// run relays events until the stream ends or the client leaves. Reading
+// and writing happen on this goroutine; a timer writes keep-alives when the
+// upstream has been silent for server.stream_keepalive. The two share the
+// writer under mu.
 func (r *relay) run(w *bufio.Writer) {
-	out := make(chan recvResult)
-	next := make(chan struct{})
-	done := make(chan struct{})
-	go r.receive(out, next, done)
+	r.w = w
+	r.keepaliveEvery = r.s.cfg.Server.StreamKeepalive
+	r.keepalive = time.AfterFunc(r.keepaliveEvery, r.sendKeepalive)
 	defer func() {
-		close(done)
+		r.mu.Lock()
+		r.done = true // w belongs to fasthttp again once run returns
+		r.mu.Unlock()
+		r.keepalive.Stop()
 		r.stream.Close()
 		r.cancel()
 		r.finish()
 	}()
-
-	keepalive := r.s.cfg.Server.StreamKeepalive
-	ticker := time.NewTicker(keepalive)
-	defer ticker.Stop()
 	for {
-		select {
-		case <-ticker.C:
-			w.Write(sseKeepalive)
-			if err := w.Flush(); err != nil {
-				r.clientGone(err)
-				return
-			}
-		case res := <-out:
-			if res.err != nil {
-				r.end(w, res.err)
-				return
-			}
-			if err := r.forward(w, res.ev); err != nil {
-				r.clientGone(err)
-				return
-			}
-			ticker.Reset(keepalive)
-			next <- struct{}{}
+		ev, err := r.stream.Recv()
+		if r.gone.Load() {
+			r.clientGone()
+			return
 		}
+		r.mu.Lock()
+		if err != nil {
+			r.end(err)
+			r.mu.Unlock()
+			return
+		}
+		err = r.forward(ev)
+		r.mu.Unlock()
+		if err != nil {
+			r.clientGone()
+			return
+		}
+		r.keepalive.Reset(r.keepaliveEvery)
 	}
+}
+
+// sendKeepalive runs on the timer's goroutine. A failed write means the
+// client went away: closing the stream cancels the upstream request and
+// unblocks run's Recv.
+func (r *relay) sendKeepalive() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.w.Write(sseKeepalive)
+	if err := r.w.Flush(); err != nil {
+		r.gone.Store(true)
+		r.stream.Close()
+		return
+	}
+	r.keepalive.Reset(r.keepaliveEvery)
 }
 
 // forward writes one event unless it is the usage-only chunk the client did
 // not ask for.
-func (r *relay) forward(w *bufio.Writer, ev providers.Event) error {
+func (r *relay) forward(ev providers.Event) error {
+	w := r.w
 	if ev.Usage != nil {
 		r.usage = ev.Usage
 	}
@@ -177,11 +178,8 @@ func (r *relay) forward(w *bufio.Writer, ev providers.Event) error {
 		r.model = gjson.GetBytes(ev.Data, "model").Str
 		r.created = gjson.GetBytes(ev.Data, "created").Int()
 	}
-	if r.usage == nil {
-		gjson.GetBytes(ev.Data, "choices").ForEach(func(_, ch gjson.Result) bool {
-			r.contentBytes += len(ch.Get("delta.content").Str) + len(ch.Get("text").Str) + len(ch.Get("delta.tool_calls").Raw)
-			return true
-		})
+	if !ev.UsageOnly {
+		r.chunks++
 	}
 	if ev.UsageOnly && !r.call.includeUsage {
 		return nil
@@ -194,7 +192,8 @@ func (r *relay) forward(w *bufio.Writer, ev providers.Event) error {
 
 // end finishes the stream: on a clean end with the usage chunk if owed, the
 // cost comment and [DONE]; on an upstream failure with an error event.
-func (r *relay) end(w *bufio.Writer, err error) {
+func (r *relay) end(err error) {
+	w := r.w
 	if !errors.Is(err, io.EOF) {
 		e := toAPIError(err)
 		r.rec.err = e
@@ -220,20 +219,22 @@ func (r *relay) end(w *bufio.Writer, err error) {
 	w.Flush()
 }
 
-func (r *relay) clientGone(err error) {
+func (r *relay) clientGone() {
 	r.settle()
 	r.rec.status = statusClientClosed
 	r.rec.err = toAPIError(context.Canceled)
 }
 
 // settle fixes the usage and cost of the stream, estimating usage the
-// upstream did not report.
+// upstream did not report: prompt tokens from the request's size, one
+// completion token per streamed chunk, which is how OpenAI-compatible
+// servers stream.
 func (r *relay) settle() {
 	u := r.usage
 	if u == nil {
 		u = &providers.Usage{
 			PromptTokens:     estimateTokens(r.promptBytes),
-			CompletionTokens: estimateTokens(r.contentBytes),
+			CompletionTokens: int64(r.chunks),
 			Estimated:        true,
 		}
 	}

@@ -86,7 +86,8 @@ type Stream interface {
 	// Recv returns the next event, or io.EOF after the last one.
 	Recv() (Event, error)
 	// Close releases the stream and cancels the upstream request if it is
-	// still running. It is safe to call more than once.
+	// still running. It is safe to call more than once, and from another
+	// goroutine while Recv blocks, which it then unblocks.
 	Close() error
 }
 
