@@ -96,7 +96,7 @@ type relay struct {
 	rec    *record
 
 	w              *bufio.Writer
-	mu             sync.Mutex // guards w and done
+	mu             sync.Mutex // guards w, done and the keep-alive timer's setup
 	done           bool
 	gone           atomic.Bool // a keep-alive write failed: the client left
 	keepalive      *time.Timer
@@ -114,9 +114,11 @@ type relay struct {
 // upstream has been silent for server.stream_keepalive. The two share the
 // writer under mu.
 func (r *relay) run(w *bufio.Writer) {
+	r.mu.Lock()
 	r.w = w
 	r.keepaliveEvery = r.s.cfg.Server.StreamKeepalive
 	r.keepalive = time.AfterFunc(r.keepaliveEvery, r.sendKeepalive)
+	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.done = true // w belongs to fasthttp again once run returns
