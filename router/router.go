@@ -105,54 +105,59 @@ var ErrNoDeployment = errors.New("no deployment available")
 
 // Do runs a non-streaming request through the route's deployments.
 func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Result, error) {
-	var attempts []Attempt
-	var last error = ErrNoDeployment
-	for _, d := range r.order(rt) {
-		start := time.Now()
-		req.Model = d.Model
-		resp, err := d.Provider.Do(ctx, req)
-		attempts = r.record(attempts, d, err, start)
-		if err == nil {
-			return &Result{Deployment: d, Response: resp, Attempts: attempts}, nil
-		}
-		last = err
-		if !providers.IsRetryable(err) || ctx.Err() != nil {
-			break
-		}
-	}
-	return &Result{Attempts: attempts}, last
+	var resp *providers.Response
+	d, attempts, err := r.try(ctx, rt, req, func(d *Deployment) (err error) {
+		resp, err = d.Provider.Do(ctx, req)
+		return err
+	})
+	return &Result{Deployment: d, Response: resp, Attempts: attempts}, err
 }
 
 // Stream opens a stream on the first deployment that delivers its first
 // event. A failure up to and including the first event falls back; the
 // caller commits to the client only after Stream returns.
 func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) (*StreamResult, error) {
+	var stream providers.Stream
+	d, attempts, err := r.try(ctx, rt, req, func(d *Deployment) error {
+		s, err := d.Provider.Stream(ctx, req)
+		if err != nil {
+			return err
+		}
+		first, err := s.Recv()
+		switch {
+		case err == nil:
+			stream = &peeked{Stream: s, first: first, has: true}
+		case errors.Is(err, io.EOF):
+			stream = &peeked{Stream: s, eof: true}
+		default:
+			s.Close()
+			return err
+		}
+		return nil
+	})
+	return &StreamResult{Deployment: d, Stream: stream, Attempts: attempts}, err
+}
+
+// try calls attempt on each deployment in turn until one succeeds, an error
+// is not retryable, or ctx is done. It returns the deployment that
+// succeeded (nil on failure), every attempt, and the last error.
+func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, attempt func(*Deployment) error) (*Deployment, []Attempt, error) {
 	var attempts []Attempt
 	var last error = ErrNoDeployment
 	for _, d := range r.order(rt) {
 		start := time.Now()
 		req.Model = d.Model
-		s, err := d.Provider.Stream(ctx, req)
-		if err == nil {
-			var first providers.Event
-			first, err = s.Recv()
-			switch {
-			case err == nil:
-				attempts = r.record(attempts, d, nil, start)
-				return &StreamResult{Deployment: d, Stream: &peeked{Stream: s, first: first, has: true}, Attempts: attempts}, nil
-			case errors.Is(err, io.EOF):
-				attempts = r.record(attempts, d, nil, start)
-				return &StreamResult{Deployment: d, Stream: &peeked{Stream: s, eof: true}, Attempts: attempts}, nil
-			}
-			s.Close()
-		}
+		err := attempt(d)
 		attempts = r.record(attempts, d, err, start)
+		if err == nil {
+			return d, attempts, nil
+		}
 		last = err
 		if !providers.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
 	}
-	return &StreamResult{Attempts: attempts}, last
+	return nil, attempts, last
 }
 
 // Report records the outcome of a stream after its first event, so that a
