@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -184,7 +185,9 @@ func (s *Server) App() *fiber.App { return s.app }
 // and echoes it in the response.
 func (s *Server) requestID(c *fiber.Ctx) error {
 	id := c.Get(HeaderRequestID)
-	if !saneID(id) {
+	if saneID(id) {
+		id = strings.Clone(id) // Fiber's string aliases a buffer that is reused
+	} else {
 		id = newRequestID()
 	}
 	c.Locals(localRequestID, id)

@@ -80,6 +80,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 		s: s, call: call, d: d, stream: res.Stream, cancel: cancel, rec: rec,
 		promptBytes: len(call.body),
 	}
+	call.body = nil // Fiber's buffer; the relay outlives the handler
 	c.Context().SetBodyStreamWriter(r.run)
 	return nil
 }
