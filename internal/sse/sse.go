@@ -27,21 +27,17 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
-// Next returns the next event with data. It returns io.EOF at a clean end of
-// the stream (an event cut off by the end is still returned first) and the
-// read error otherwise. Comment lines and events without data are skipped.
+// Next returns the next event with data. It returns io.EOF at the end of
+// the stream, and the read error otherwise. An event cut off by the end of
+// the stream (no blank line after it) is dropped, as the SSE specification
+// says. Comment lines and events without data are skipped.
 func (s *Reader) Next() (Event, error) {
 	s.data, s.name = s.data[:0], s.name[:0]
 	hasData := false
 	for {
 		line, err := s.readLine()
 		if err != nil {
-			if err == io.EOF && hasData && len(line) == 0 {
-				return Event{Name: string(s.name), Data: s.data}, nil
-			}
-			if err != io.EOF || len(line) == 0 {
-				return Event{}, err
-			}
+			return Event{}, err
 		}
 		if len(line) == 0 {
 			if hasData {
@@ -63,12 +59,6 @@ func (s *Reader) Next() (Event, error) {
 			hasData = true
 		case "event":
 			s.name = append(s.name[:0], value...)
-		}
-		if err == io.EOF {
-			if hasData {
-				return Event{Name: string(s.name), Data: s.data}, nil
-			}
-			return Event{}, io.EOF
 		}
 	}
 }

@@ -30,7 +30,7 @@ func TestReader(t *testing.T) {
 		require.NoError(t, err)
 		got = append(got, Event{Name: ev.Name, Data: append([]byte(nil), ev.Data...)})
 	}
-	require.Len(t, got, 7)
+	require.Len(t, got, 6, "the event cut off by the end is dropped")
 	assert.Equal(t, `{"a":1}`, string(got[0].Data))
 	assert.Equal(t, "message_start", got[1].Name)
 	assert.Equal(t, "x", string(got[1].Data))
@@ -38,7 +38,6 @@ func TestReader(t *testing.T) {
 	assert.Equal(t, "nospace", string(got[3].Data))
 	assert.Len(t, got[4].Data, 40000)
 	assert.Equal(t, "[DONE]", string(got[5].Data))
-	assert.Equal(t, "cut off", string(got[6].Data))
 }
 
 func TestReaderError(t *testing.T) {

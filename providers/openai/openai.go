@@ -257,17 +257,36 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 	}
 }
 
-// statusError maps an upstream error response to an *providers.Error that
-// keeps its status, message and code, except that an upstream refusing the
-// gateway's own credentials becomes a 502: the client's key was fine.
+// statusError maps an upstream error response.
 func (c *Client) statusError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	return c.classify(resp.StatusCode, resp.Header.Get("Retry-After"), data)
+}
+
+// eventError maps an error event inside a stream ({"error":{...}}), using
+// the event's numeric code as the status when it has one.
+func (c *Client) eventError(data []byte) error {
+	status := http.StatusBadGateway
+	if code := gjson.GetBytes(data, "error.code"); code.Type == gjson.Number && code.Int() >= 400 && code.Int() <= 599 {
+		status = int(code.Int())
+	}
+	e := c.classify(status, "", data)
+	e.Retryable = e.Retryable || status == http.StatusBadGateway
+	return e
+}
+
+// classify turns an upstream error into an *providers.Error that keeps its
+// status, message and code, with two exceptions: the upstream refusing the
+// gateway's own credentials becomes a 502 (the client's key was fine, and
+// the upstream's message may echo the gateway's key), and a 408 becomes a
+// 504. Retryable are 404 (this deployment does not serve the model), 408,
+// 429, 5xx and credential failures: another deployment may succeed.
+func (c *Client) classify(status int, retryAfter string, data []byte) *providers.Error {
 	msg, typ, code, param := parseError(data)
-	status := resp.StatusCode
 	e := &providers.Error{Status: status, Type: typ, Code: code, Param: param, Message: msg,
 		Err: fmt.Errorf("backend %q answered %d", c.o.Backend, status)}
 	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || code == "invalid_api_key":
 		e.Status, e.Type, e.Code, e.Param = http.StatusBadGateway, "api_error", providers.CodeUpstreamAuth, ""
 		e.Message = fmt.Sprintf("backend %q refused the gateway's credentials (status %d)", c.o.Backend, status)
 		e.Retryable = true
@@ -281,7 +300,9 @@ func (c *Client) statusError(resp *http.Response) error {
 		if e.Code == "" {
 			e.Code = providers.CodeRateLimited
 		}
-		e.RetryAfter = resp.Header.Get("Retry-After")
+		e.RetryAfter = retryAfter
+		e.Retryable = true
+	case status == http.StatusNotFound:
 		e.Retryable = true
 	case status >= 500 && status <= 599:
 		e.Retryable = true
@@ -360,7 +381,13 @@ func (s *stream) Recv() (providers.Event, error) {
 		ev, err := s.r.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) && s.ctx.Err() == nil {
-				return providers.Event{}, io.EOF
+				// Every OpenAI-compatible server ends with [DONE]; an end
+				// without it is a stream cut short.
+				return providers.Event{}, &providers.Error{
+					Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
+					Message:   fmt.Sprintf("backend %q ended the stream without [DONE]", s.c.o.Backend),
+					Retryable: true, Err: io.ErrUnexpectedEOF,
+				}
 			}
 			return providers.Event{}, s.c.transportError(s.ctx, err)
 		}
@@ -371,10 +398,15 @@ func (s *stream) Recv() (providers.Event, error) {
 			return providers.Event{}, io.EOF
 		}
 		s.w.progress()
+		if ev.Name == "error" || bytes.Contains(ev.Data, []byte(`"error"`)) && gjson.GetBytes(ev.Data, "error").Exists() {
+			return providers.Event{}, s.c.eventError(ev.Data)
+		}
 		out := providers.Event{Data: ev.Data}
-		if u := gjson.GetBytes(ev.Data, "usage"); u.IsObject() {
-			out.Usage = ParseUsage(u)
-			out.UsageOnly = gjson.GetBytes(ev.Data, "choices.#").Int() == 0
+		if bytes.Contains(ev.Data, []byte(`"usage"`)) {
+			if u := gjson.GetBytes(ev.Data, "usage"); u.IsObject() {
+				out.Usage = ParseUsage(u)
+				out.UsageOnly = gjson.GetBytes(ev.Data, "choices.#").Int() == 0
+			}
 		}
 		return out, nil
 	}

@@ -42,7 +42,9 @@ func TestStatusMapping(t *testing.T) {
 		{"vllm flat shape", 400, `{"object":"error","message":"max_tokens too large","type":"BadRequestError","param":null,"code":400}`, nil,
 			providers.Error{Status: 400, Type: "BadRequestError", Code: "upstream_error", Message: "max_tokens too large"}, ""},
 		{"ollama string error", 404, `{"error":"model \"x\" not found, try pulling it first"}`, nil,
-			providers.Error{Status: 404, Type: "invalid_request_error", Code: "upstream_error", Message: `model "x" not found, try pulling it first`}, ""},
+			providers.Error{Status: 404, Type: "invalid_request_error", Code: "upstream_error", Message: `model "x" not found, try pulling it first`, Retryable: true}, ""},
+		{"invalid_api_key under another status", 400, `{"error":{"message":"Incorrect API key provided: sk-up***","code":"invalid_api_key"}}`, nil,
+			providers.Error{Status: 502, Type: "api_error", Code: "upstream_auth_failed", Message: `backend "up" refused the gateway's credentials (status 400)`, Retryable: true}, "sk-up"},
 		{"fastapi detail", 422, `{"detail":"Unprocessable"}`, nil,
 			providers.Error{Status: 422, Type: "invalid_request_error", Code: "upstream_error", Message: "Unprocessable"}, ""},
 		{"429 keeps Retry-After", 429, `{"error":{"message":"slow down","type":"tokens","code":"rate_limit_exceeded"}}`, map[string]string{"Retry-After": "12"},
@@ -162,6 +164,44 @@ func TestNotJSON(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 502, pe.Status)
 	assert.True(t, pe.Retryable)
+}
+
+func TestStreamErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+		code   string
+		msg    string
+	}{
+		{"error event mid-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"error\":{\"message\":\"CUDA out of memory\",\"type\":\"server_error\",\"code\":500}}\n\n",
+			500, "upstream_error", "CUDA out of memory"},
+		{"error event without a code", "data: {\"choices\":[]}\n\nevent: error\ndata: {\"error\":{\"message\":\"boom\"}}\n\n",
+			502, "upstream_error", "boom"},
+		{"end without [DONE]", "data: {\"choices\":[]}\n\n",
+			502, "upstream_unavailable", "without [DONE]"},
+		{"cut inside an event", "data: {\"choices\":[]}\n\ndata: {\"choi",
+			502, "upstream_unavailable", "without [DONE]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, tc.body)
+			})
+			s, err := c.Stream(context.Background(), chatReq(true))
+			require.NoError(t, err)
+			defer s.Close()
+			_, err = s.Recv()
+			require.NoError(t, err, "the first event is fine")
+			_, err = s.Recv()
+			var pe *providers.Error
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, tc.status, pe.Status)
+			assert.Equal(t, tc.code, pe.Code)
+			assert.Contains(t, pe.Message, tc.msg)
+			assert.True(t, pe.Retryable)
+		})
+	}
 }
 
 func TestStreamAnsweredWithJSON(t *testing.T) {
