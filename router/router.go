@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,9 @@ type Deployment struct {
 	// Provider speaks the backend's wire protocol.
 	Provider providers.Provider
 
-	health health
+	// health is shared by every route's deployment of the same backend and
+	// model (New links them).
+	health *health
 }
 
 // ID is "backend/model".
@@ -67,10 +70,17 @@ type Router struct {
 // validation guarantees it).
 func New(routes []*Route) *Router {
 	r := &Router{routes: routes, byName: map[string]*Route{}}
+	shared := map[string]*health{}
 	for _, rt := range routes {
 		r.byName[rt.Name] = rt
 		for _, a := range rt.Aliases {
 			r.byName[a] = rt
+		}
+		for _, d := range rt.Deployments {
+			if shared[d.ID()] == nil {
+				shared[d.ID()] = &health{}
+			}
+			d.health = shared[d.ID()]
 		}
 	}
 	return r
@@ -140,24 +150,40 @@ func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) 
 
 // try calls attempt on each deployment in turn until one succeeds, an error
 // is not retryable, or ctx is done. It returns the deployment that
-// succeeded (nil on failure), every attempt, and the last error.
+// succeeded (nil on failure), every attempt, and the error to answer with:
+// the last one, except that a rate limit seen on the way wins over a later
+// failure, so the client still learns to back off (and when).
 func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, attempt func(*Deployment) error) (*Deployment, []Attempt, error) {
 	var attempts []Attempt
-	var last error = ErrNoDeployment
+	var last, limited error
 	for _, d := range r.order(rt) {
 		start := time.Now()
 		req.Model = d.Model
 		err := attempt(d)
-		attempts = r.record(attempts, d, err, start)
+		attempts = r.record(ctx, attempts, d, err, start)
 		if err == nil {
 			return d, attempts, nil
 		}
 		last = err
+		if isRateLimit(err) {
+			limited = err
+		}
 		if !providers.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
 	}
+	switch {
+	case last == nil:
+		return nil, attempts, ErrNoDeployment
+	case limited != nil && providers.IsRetryable(last) && ctx.Err() == nil:
+		return nil, attempts, limited
+	}
 	return nil, attempts, last
+}
+
+func isRateLimit(err error) bool {
+	var e *providers.Error
+	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
 }
 
 // Report records the outcome of a stream after its first event, so that a
@@ -189,11 +215,14 @@ func (r *Router) order(rt *Route) []*Deployment {
 	return out
 }
 
-func (r *Router) record(attempts []Attempt, d *Deployment, err error, start time.Time) []Attempt {
+// record notes an attempt's outcome. A failure caused by the caller going
+// away says nothing about the deployment and does not count against it.
+func (r *Router) record(ctx context.Context, attempts []Attempt, d *Deployment, err error, start time.Time) []Attempt {
 	now := time.Now()
 	switch {
 	case err == nil:
 		d.health.success()
+	case ctx.Err() != nil:
 	case providers.IsRetryable(err):
 		d.health.failure(now)
 	}

@@ -178,6 +178,31 @@ func TestUnhealthySkipped(t *testing.T) {
 	assert.Equal(t, "a", res.Deployment.Backend)
 }
 
+func TestHealthSharedAcrossRoutes(t *testing.T) {
+	a := &fake{outcomes: []error{errRetryable, errRetryable, errRetryable}}
+	b := &fake{}
+	one, two := route(a, b), route(a, b)
+	two.Name = "other"
+	r := New([]*Route{one, two})
+	for range FailureThreshold {
+		_, err := r.Do(context.Background(), one, &providers.Request{})
+		require.NoError(t, err)
+	}
+	res, err := r.Do(context.Background(), two, &providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "b", res.Deployment.Backend, "the other route skips the same backend and model too")
+	assert.Len(t, res.Attempts, 1)
+}
+
+func TestRateLimitWinsOverLaterFailure(t *testing.T) {
+	limited := &providers.Error{Status: http.StatusTooManyRequests, Retryable: true, RetryAfter: "9"}
+	r := New([]*Route{route(&fake{outcomes: []error{limited}}, &fake{outcomes: []error{errRetryable}})})
+	rt, _ := r.Lookup("m")
+	res, err := r.Do(context.Background(), rt, &providers.Request{})
+	assert.ErrorIs(t, err, limited, "the client should still learn to back off")
+	assert.Len(t, res.Attempts, 2)
+}
+
 func TestAllUnhealthyStillTried(t *testing.T) {
 	a := &fake{}
 	r := New([]*Route{route(a)})
@@ -186,6 +211,18 @@ func TestAllUnhealthyStillTried(t *testing.T) {
 	res, err := r.Do(context.Background(), rt, &providers.Request{})
 	require.NoError(t, err)
 	assert.Equal(t, "a", res.Deployment.Backend)
+}
+
+func TestCallerGoneDoesNotHurtHealth(t *testing.T) {
+	a := &fake{outcomes: []error{errRetryable, errRetryable, errRetryable}}
+	r := New([]*Route{route(a)})
+	rt, _ := r.Lookup("m")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range FailureThreshold {
+		_, _ = r.Do(ctx, rt, &providers.Request{})
+	}
+	assert.True(t, rt.Deployments[0].Healthy())
 }
 
 func TestCanceledContextStopsFallback(t *testing.T) {
