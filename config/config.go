@@ -56,10 +56,20 @@ type Server struct {
 	// run after a shutdown signal before connections are closed. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// StreamKeepalive is how often an SSE comment is written to a streaming
-	// client while the upstream is silent. It keeps proxies from timing the
-	// stream out and lets the gateway notice a client that went away, which
-	// cancels the upstream request. Default 100ms.
+	// client while the upstream is silent, and how often the client's
+	// connection is checked while an upstream has not answered yet. Both let
+	// the gateway notice a client that went away and cancel the upstream
+	// request. Default 100ms.
 	StreamKeepalive time.Duration `yaml:"stream_keepalive"`
+	// ReadTimeout bounds reading one request, headers and body. Default 60s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout is how long a client may take to accept response bytes
+	// before it is disconnected; it restarts with every stream event.
+	// Default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout is how long an idle keep-alive connection stays open.
+	// Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Log configures logging.

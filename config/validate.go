@@ -16,6 +16,9 @@ const (
 	DefaultBodyLimit       = 8 << 20
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultStreamKeepalive = 100 * time.Millisecond
+	DefaultReadTimeout     = 60 * time.Second
+	DefaultWriteTimeout    = 60 * time.Second
+	DefaultIdleTimeout     = 120 * time.Second
 	DefaultConnect         = 5 * time.Second
 	DefaultFirstByte       = 120 * time.Second
 	DefaultBetweenChunks   = 30 * time.Second
@@ -35,6 +38,15 @@ func (c *Config) applyDefaults() {
 	}
 	if s.StreamKeepalive == 0 {
 		s.StreamKeepalive = DefaultStreamKeepalive
+	}
+	if s.ReadTimeout == 0 {
+		s.ReadTimeout = DefaultReadTimeout
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = DefaultWriteTimeout
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -78,12 +90,11 @@ func (c *Config) Validate() error {
 	if s.BodyLimit < 0 {
 		v.add("server.body_limit", "must be > 0")
 	}
-	if s.ShutdownTimeout < 0 {
-		v.add("server.shutdown_timeout", "must be >= 0")
-	}
-	if s.StreamKeepalive < 0 {
-		v.add("server.stream_keepalive", "must be >= 0")
-	}
+	v.nonNegative("server.shutdown_timeout", s.ShutdownTimeout)
+	v.nonNegative("server.stream_keepalive", s.StreamKeepalive)
+	v.nonNegative("server.read_timeout", s.ReadTimeout)
+	v.nonNegative("server.write_timeout", s.WriteTimeout)
+	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
 	}

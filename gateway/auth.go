@@ -57,26 +57,34 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// bearer extracts the API key from Authorization: Bearer, api-key or x-api-key.
-func bearer(c *fiber.Ctx) string {
+// apiKey extracts the API key from Authorization: Bearer, api-key or
+// x-api-key, in that order. scheme is true when an Authorization header with
+// another scheme was the only credential offered.
+func apiKey(c *fiber.Ctx) (key string, otherScheme bool) {
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
 		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
+			return strings.TrimSpace(tok), false
 		}
-		return ""
+		otherScheme = true
 	}
 	if h := c.Get("api-key"); h != "" {
-		return h
+		return h, false
 	}
-	return c.Get("x-api-key")
+	if h := c.Get("x-api-key"); h != "" {
+		return h, false
+	}
+	return "", otherScheme
 }
 
 // authenticate resolves the virtual key to a Principal.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	key := bearer(c)
+	key, otherScheme := apiKey(c)
 	if key == "" {
-		return &APIError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
-			Message: "You didn't provide an API key. Send it as 'Authorization: Bearer KEY', 'api-key: KEY' or 'x-api-key: KEY'."}
+		msg := "You didn't provide an API key. Send it as 'Authorization: Bearer KEY', 'api-key: KEY' or 'x-api-key: KEY'."
+		if otherScheme {
+			msg = "Unsupported Authorization scheme. Send the key as 'Authorization: Bearer KEY', 'api-key: KEY' or 'x-api-key: KEY'."
+		}
+		return &APIError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg}
 	}
 	p := s.keys[sha256.Sum256([]byte(key))]
 	if p == nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -73,6 +75,8 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: fe.Code, Type: providers.TypeForStatus(fe.Code), Code: "http_error", Message: fe.Message, Err: fe}
 	}
 	switch {
+	case errors.Is(err, ErrShuttingDown):
+		return &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "server_shutting_down", Message: "The gateway is shutting down; retry the request.", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &APIError{Status: statusClientClosed, Type: "invalid_request_error", Code: "client_closed_request", Message: "The client closed the request.", Err: err}
 	case errors.Is(err, router.ErrNoDeployment):
@@ -107,9 +111,13 @@ func marshalError(e *APIError) []byte {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	e := toAPIError(err)
 	c.Locals(localError, e)
-	if requestIDOf(c) == "" {
-		// Errors raised before the middleware ran, such as the body limit.
-		c.Set(HeaderRequestID, newRequestID())
+	if c.Locals(localLog) == nil {
+		// Raised before the middleware ran (the body limit, oversized
+		// headers): give it a request id, a write deadline and a log line.
+		id := newRequestID()
+		c.Set(HeaderRequestID, id)
+		setWriteDeadline(c.Context().Conn(), s.cfg.Server.WriteTimeout)
+		defer s.emit(&record{requestID: id, start: time.Now(), method: strings.Clone(c.Method()), path: strings.Clone(c.Path()), status: e.Status, err: e})
 	}
 	if e.RetryAfter != "" {
 		c.Set(fiber.HeaderRetryAfter, e.RetryAfter)

@@ -214,6 +214,7 @@ func TestAuthHeaders(t *testing.T) {
 		{"api-key", testKey, 200},
 		{"x-api-key", testKey, 200},
 		{"Authorization", "Basic " + testKey, 401},
+		{"Authorization", "Basic Zm9vOmJhcg==", 401},
 		{"Authorization", "Bearer " + testKey + "x", 401},
 		{"", "", 401},
 	} {

@@ -85,7 +85,11 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 
 // unary serves a non-streaming request.
 func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
-	res, err := s.router.Do(context.Background(), call.route, req)
+	ctx, cancel := context.WithCancelCause(s.base)
+	defer cancel(nil)
+	stop := watchClient(c.Context().Conn(), s.cfg.Server.StreamKeepalive, cancel)
+	res, err := s.router.Do(ctx, call.route, req)
+	stop()
 	rec.attempts = len(res.Attempts)
 	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
 	if err != nil {

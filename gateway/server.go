@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,14 @@ type Server struct {
 	version  string
 	started  time.Time
 	draining atomic.Bool
+
+	// base is the parent of every upstream call's context; abort cancels
+	// it when the shutdown deadline passes.
+	base  context.Context
+	abort context.CancelCauseFunc
+	// streams counts relays still writing, so shutdown can let them send
+	// their final error event.
+	streams sync.WaitGroup
 }
 
 // New builds the gateway from a validated config.
@@ -83,13 +92,15 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, router: r, keys: keys, log: log, version: o.Version, started: time.Now()}
+	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
 		BodyLimit:             int(cfg.Server.BodyLimit),
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		ReadBufferSize:        8 << 10, // request line and headers
-		IdleTimeout:           120 * time.Second,
+		ReadTimeout:           cfg.Server.ReadTimeout,
+		IdleTimeout:           cfg.Server.IdleTimeout,
 	})
 	s.routes()
 	return s, nil
@@ -168,11 +179,27 @@ func (s *Server) Listen() error { return s.app.Listen(s.cfg.Server.Listen) }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for in-flight requests,
-// streams included, until ctx is done; then it closes what is left.
+// streams included, until ctx is done. Requests still running then are
+// canceled with ErrShuttingDown: a stream ends with an error event and is
+// logged and billed for what it used. Shutdown waits up to abortGrace for
+// those last words before returning ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	return s.app.ShutdownWithContext(ctx)
+	err := s.app.ShutdownWithContext(ctx)
+	if err != nil {
+		s.abort(ErrShuttingDown)
+		done := make(chan struct{})
+		go func() { s.streams.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(abortGrace):
+		}
+	}
+	return err
 }
+
+// abortGrace is how long aborted streams get to write their error event.
+const abortGrace = 2 * time.Second
 
 // Draining reports whether Shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

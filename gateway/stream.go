@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,12 +53,15 @@ var (
 )
 
 func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(s.base)
+	conn := c.Context().Conn()
+	stop := watchClient(conn, s.cfg.Server.StreamKeepalive, cancel)
 	res, err := s.router.Stream(ctx, call.route, req)
+	stop()
 	rec.attempts = len(res.Attempts)
 	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
 	if err != nil {
-		cancel()
+		cancel(nil)
 		if d := lastDeployment(res.Attempts); d != nil {
 			rec.backend, rec.upstream = d.Backend, d.Model
 		}
@@ -77,11 +82,12 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	c.Status(fiber.StatusOK)
 
 	r := &relay{
-		s: s, call: call, d: d, stream: res.Stream, cancel: cancel, rec: rec,
+		s: s, call: call, d: d, stream: res.Stream, cancel: func() { cancel(nil) }, rec: rec, conn: conn,
 		promptBytes: len(call.body),
 	}
 	call.body = nil // Fiber's buffer; the relay outlives the handler
-	c.Context().SetBodyStreamWriter(r.run)
+	s.streams.Add(1)
+	c.Context().SetBodyStreamWriter(r.run) // fasthttp starts it at once, on its own goroutine
 	return nil
 }
 
@@ -95,6 +101,7 @@ type relay struct {
 	stream providers.Stream
 	cancel context.CancelFunc
 	rec    *record
+	conn   net.Conn // the client's, for write deadlines
 
 	w              *bufio.Writer
 	mu             sync.Mutex // guards w, done and the keep-alive timer's setup
@@ -121,6 +128,10 @@ func (r *relay) run(w *bufio.Writer) {
 	r.keepalive = time.AfterFunc(r.keepaliveEvery, r.sendKeepalive)
 	r.mu.Unlock()
 	defer func() {
+		if p := recover(); p != nil {
+			r.s.log.Error("panic in stream relay", "request_id", r.rec.requestID, "panic", p, "stack", string(debug.Stack()))
+			r.rec.status = fiber.StatusInternalServerError
+		}
 		r.mu.Lock()
 		r.done = true // w belongs to fasthttp again once run returns
 		r.mu.Unlock()
@@ -128,6 +139,7 @@ func (r *relay) run(w *bufio.Writer) {
 		r.stream.Close()
 		r.cancel()
 		r.finish()
+		r.s.streams.Done()
 	}()
 	for {
 		ev, err := r.stream.Recv()
@@ -161,6 +173,7 @@ func (r *relay) sendKeepalive() {
 		return
 	}
 	r.w.Write(sseKeepalive)
+	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
 	if err := r.w.Flush(); err != nil {
 		r.gone.Store(true)
 		r.stream.Close()
@@ -190,35 +203,37 @@ func (r *relay) forward(ev providers.Event) error {
 	w.Write(sseData)
 	w.Write(ev.Data)
 	w.Write(sseEnd)
+	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
 	return w.Flush()
 }
 
 // end finishes the stream: on a clean end with the usage chunk if owed, the
-// cost comment and [DONE]; on an upstream failure with an error event.
+// cost comment and [DONE]; on a failure with an error event (OpenAI's
+// shape, which SDKs raise) and the cost comment.
 func (r *relay) end(err error) {
 	w := r.w
+	r.settle()
 	if !errors.Is(err, io.EOF) {
 		e := toAPIError(err)
 		r.rec.err = e
 		r.rec.status = e.Status
 		r.s.router.Report(r.d, err)
-		r.settle()
 		w.Write(sseData)
 		w.Write(marshalError(e))
 		w.Write(sseEnd)
-		w.Flush()
-		return
-	}
-	r.settle()
-	if r.rec.usage.Estimated && r.call.includeUsage {
+	} else if r.rec.usage.Estimated && r.call.includeUsage {
 		w.Write(sseData)
 		w.Write(r.usageChunk())
 		w.Write(sseEnd)
 	}
+	// What was used is billed and reported whichever way the stream ended.
 	w.Write(sseCost)
 	w.Write(r.costComment())
 	w.Write(sseEnd)
-	w.Write(sseDone)
+	if errors.Is(err, io.EOF) {
+		w.Write(sseDone)
+	}
+	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
 	w.Flush()
 }
 

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Causes with which a request's context is canceled.
+var (
+	// errClientGone: the client closed its connection. It wraps
+	// context.Canceled, so it is answered (and logged) as 499.
+	errClientGone = fmt.Errorf("client closed the connection: %w", context.Canceled)
+	// ErrShuttingDown: the shutdown deadline passed with the request still
+	// running; it is answered as 503.
+	ErrShuttingDown = errors.New("the gateway is shutting down")
+)
+
+// watchClient checks the client's connection every interval while the
+// gateway waits for an upstream before anything was written back, and
+// cancels the request with errClientGone when the client has gone. fasthttp
+// only reports a departed client on a failed write, and before the first
+// byte there is nothing to write; peerClosed looks at the socket without
+// reading from it. The returned stop must be called when the wait is over.
+func watchClient(conn net.Conn, interval time.Duration, cancel context.CancelCauseFunc) (stop func()) {
+	if conn == nil || interval <= 0 || !canPeek(conn) {
+		return func() {}
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(interval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if peerClosed(conn) {
+			cancel(errClientGone)
+			return
+		}
+		t.Reset(interval)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
+}
+
+// setWriteDeadline bounds how long a client may refuse to read: a write
+// that cannot finish by then fails, which ends the request. Only real
+// connections get one (in-process test contexts have none to set).
+func setWriteDeadline(conn net.Conn, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn, *tls.Conn:
+		_ = conn.SetWriteDeadline(time.Now().Add(d))
+	}
+}
