@@ -114,9 +114,20 @@ type Backend struct {
 
 // Price is a price list in US dollars per one million tokens.
 type Price struct {
-	InputPerMTok       float64 `yaml:"input_per_mtok"`
-	OutputPerMTok      float64 `yaml:"output_per_mtok"`
-	CachedInputPerMTok float64 `yaml:"cached_input_per_mtok"`
+	InputPerMTok  float64 `yaml:"input_per_mtok"`
+	OutputPerMTok float64 `yaml:"output_per_mtok"`
+	// CachedInputPerMTok prices prompt tokens served from the provider's
+	// cache. Unset means the input price: cached tokens are never billed
+	// at zero by omission.
+	CachedInputPerMTok *float64 `yaml:"cached_input_per_mtok"`
+}
+
+// Cached is the price of cached input tokens, the input price when unset.
+func (p Price) Cached() float64 {
+	if p.CachedInputPerMTok == nil {
+		return p.InputPerMTok
+	}
+	return *p.CachedInputPerMTok
 }
 
 // Timeouts bound one upstream attempt. Zero means the default.

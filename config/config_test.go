@@ -56,7 +56,10 @@ func TestParseValid(t *testing.T) {
 	assert.Equal(t, ByteSize(1<<20), cfg.Server.BodyLimit)
 	assert.Equal(t, DefaultShutdownTimeout, cfg.Server.ShutdownTimeout)
 	assert.Equal(t, "sk-secret", cfg.Backends[0].APIKey.Value())
-	assert.Equal(t, 0.075, cfg.Backends[0].Price.CachedInputPerMTok)
+	assert.Equal(t, 0.075, cfg.Backends[0].Price.Cached())
+	assert.Equal(t, 0.0, cfg.Backends[1].Price.Cached())
+	cfg.Backends[1].Price.InputPerMTok = 3
+	assert.Equal(t, 3.0, cfg.Backends[1].Price.Cached(), "unset cached price is the input price")
 	assert.Equal(t, "http://127.0.0.1:8000/v1", cfg.Backends[1].BaseURL, "default of ${VAR:-default}")
 	assert.Equal(t, 2*time.Second, cfg.Backends[1].Timeouts.Connect)
 	assert.Equal(t, DefaultBetweenChunks, cfg.Backends[1].Timeouts.BetweenChunks)
@@ -132,6 +135,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown key in deployment", "model: qwen2.5-7b", "modle: qwen2.5-7b", "models[0].deployments[0].modle: unknown field"},
 		{"negative price", "input_per_mtok: 0.15", "input_per_mtok: -1", "backends[0].price.input_per_mtok: must be >= 0"},
 		{"negative output price", "output_per_mtok: 0.6", "output_per_mtok: -0.6", "backends[0].price.output_per_mtok: must be >= 0"},
+		{"negative cached price", "cached_input_per_mtok: 0.075", "cached_input_per_mtok: -1", "backends[0].price.cached_input_per_mtok: must be >= 0"},
 		{"bad kind", "kind: selfhosted", "kind: cloud", `backends[1].kind: must be one of local, selfhosted, proprietary; got "cloud"`},
 		{"unknown provider", "kind: selfhosted", "kind: selfhosted\n    provider: grpc", `backends[1].provider: unknown provider "grpc"`},
 		{"missing base_url", "    base_url: https://api.openai.com/v1\n", "", "backends[0].base_url: is required"},
@@ -150,7 +154,7 @@ func TestInvalid(t *testing.T) {
 		{"missing tenant", "tenant: acme", "tenant: ''", "keys[0].tenant: is required"},
 		{"key allows unknown model", "models: [fast]", "models: [slow]", `keys[0].models[0]: unknown model "slow"`},
 		{"bad log level", "server:", "log: {level: loud}\nserver:", `log.level: must be one of debug, info, warn, error; got "loud"`},
-		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "NOT_SET_ANYWHERE is not set"},
+		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := strings.Replace(base, tc.old, tc.new, 1)

@@ -37,7 +37,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		}
 		return nil, fmt.Errorf("parsing YAML: %w", err)
 	}
-	if err := expandNode(&doc, lookup); err != nil {
+	if err := expandNode(&doc, "", lookup); err != nil {
 		return nil, err
 	}
 	root := &doc
@@ -58,17 +58,19 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return &cfg, nil
 }
 
-// expandNode replaces ${VAR} and ${VAR:-default} in every scalar of the tree.
-// An expanded scalar is re-resolved so that, for example, "${PORT}" set to
-// 8080 decodes as a number where the field is a number.
-func expandNode(n *yaml.Node, lookup func(string) (string, bool)) error {
-	if n.Kind == yaml.ScalarNode {
+// expandNode replaces ${VAR} and ${VAR:-default} in every scalar of the
+// tree; path names the node in errors. An expanded scalar is re-resolved so
+// that, for example, "${PORT}" set to 8080 decodes as a number where the
+// field is a number.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
 			return nil
 		}
 		v, err := Expand(n.Value, lookup)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", n.Line, err)
+			return fmt.Errorf("%s: %w (line %d)", path, err, n.Line)
 		}
 		n.Value = v
 		// Let the value's own form decide its type, as if it had been
@@ -78,11 +80,23 @@ func expandNode(n *yaml.Node, lookup func(string) (string, bool)) error {
 		case "", "~", "null", "Null", "NULL":
 			n.Tag = "!!str"
 		}
-		return nil
-	}
-	for _, c := range n.Content {
-		if err := expandNode(c, lookup); err != nil {
-			return err
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := expandNode(n.Content[i+1], joinPath(path, n.Content[i].Value), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := expandNode(c, path, lookup); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

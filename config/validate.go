@@ -222,7 +222,7 @@ func (v *validator) price(path string, p Price) {
 	for _, f := range []struct {
 		name string
 		val  float64
-	}{{"input_per_mtok", p.InputPerMTok}, {"output_per_mtok", p.OutputPerMTok}, {"cached_input_per_mtok", p.CachedInputPerMTok}} {
+	}{{"input_per_mtok", p.InputPerMTok}, {"output_per_mtok", p.OutputPerMTok}, {"cached_input_per_mtok", p.Cached()}} {
 		if f.val < 0 {
 			v.add(path+"."+f.name, "must be >= 0")
 		}

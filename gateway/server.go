@@ -144,7 +144,7 @@ func buildRouter(cfg *config.Config) (*router.Router, error) {
 				Backend:  b.Name,
 				Kind:     b.Kind,
 				Model:    d.Model,
-				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.CachedInputPerMTok),
+				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.Cached()),
 				Provider: clients[b.Name],
 			})
 		}
