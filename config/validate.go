@@ -27,58 +27,36 @@ const (
 
 func (c *Config) applyDefaults() {
 	s := &c.Server
-	if s.Listen == "" {
-		s.Listen = DefaultListen
-	}
-	if s.BodyLimit == 0 {
-		s.BodyLimit = DefaultBodyLimit
-	}
-	if s.ShutdownTimeout == 0 {
-		s.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if s.StreamKeepalive == 0 {
-		s.StreamKeepalive = DefaultStreamKeepalive
-	}
-	if s.ReadTimeout == 0 {
-		s.ReadTimeout = DefaultReadTimeout
-	}
-	if s.WriteTimeout == 0 {
-		s.WriteTimeout = DefaultWriteTimeout
-	}
-	if s.IdleTimeout == 0 {
-		s.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
+	orDefault(&s.Listen, DefaultListen)
+	orDefault(&s.BodyLimit, DefaultBodyLimit)
+	orDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	orDefault(&s.StreamKeepalive, DefaultStreamKeepalive)
+	orDefault(&s.ReadTimeout, DefaultReadTimeout)
+	orDefault(&s.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&c.Log.Level, "info")
+	orDefault(&c.Log.Format, "json")
 	for i := range c.Backends {
 		b := &c.Backends[i]
-		if b.Provider == "" {
-			b.Provider = ProviderOpenAI
-		}
-		if b.Timeouts.Connect == 0 {
-			b.Timeouts.Connect = DefaultConnect
-		}
-		if b.Timeouts.FirstByte == 0 {
-			b.Timeouts.FirstByte = DefaultFirstByte
-		}
-		if b.Timeouts.BetweenChunks == 0 {
-			b.Timeouts.BetweenChunks = DefaultBetweenChunks
-		}
-		if b.MaxIdleConns == 0 {
-			b.MaxIdleConns = DefaultMaxIdleConns
-		}
+		orDefault(&b.Provider, ProviderOpenAI)
+		orDefault(&b.Timeouts.Connect, DefaultConnect)
+		orDefault(&b.Timeouts.FirstByte, DefaultFirstByte)
+		orDefault(&b.Timeouts.BetweenChunks, DefaultBetweenChunks)
+		orDefault(&b.MaxIdleConns, DefaultMaxIdleConns)
 	}
 	for i := range c.Models {
 		m := &c.Models[i]
 		for j := range m.Deployments {
-			if m.Deployments[j].Model == "" {
-				m.Deployments[j].Model = m.Name
-			}
+			orDefault(&m.Deployments[j].Model, m.Name)
 		}
+	}
+}
+
+// orDefault sets *v to def when it holds its zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
