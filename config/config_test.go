@@ -179,3 +179,11 @@ func TestEmpty(t *testing.T) {
 	_, err := Parse(nil, env(nil))
 	require.ErrorContains(t, err, "config is empty")
 }
+
+func TestUnsetCachedPriceIsNotReportedTwice(t *testing.T) {
+	doc := strings.Replace(base, "input_per_mtok: 0.15, output_per_mtok: 0.6, cached_input_per_mtok: 0.075", "input_per_mtok: -1", 1)
+	_, err := Parse([]byte(doc), env(map[string]string{"OPENAI_API_KEY": "k"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "backends[0].price.input_per_mtok: must be >= 0")
+	assert.NotContains(t, err.Error(), "cached_input_per_mtok")
+}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Causes with which a request's context is canceled.
@@ -57,8 +59,9 @@ func watchClient(conn net.Conn, interval time.Duration, cancel context.CancelCau
 	}
 }
 
-// setWriteDeadline bounds how long a client may refuse to read: a write
-// that cannot finish by then fails, which ends the request. Only real
+// setWriteDeadline restarts the client's write deadline, for a stream that
+// is still producing: fasthttp sets one when the response starts
+// (server.write_timeout), and each event earns a fresh one. Only real
 // connections get one (in-process test contexts have none to set).
 func setWriteDeadline(conn net.Conn, d time.Duration) {
 	if d <= 0 {
@@ -67,5 +70,14 @@ func setWriteDeadline(conn net.Conn, d time.Duration) {
 	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn, *tls.Conn:
 		_ = conn.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+// clearDeadlineWhenIdle is fasthttp's ConnState hook: a connection waiting
+// for its next request drops the write deadline of the last response, so
+// an early write such as "100 Continue" is not failed by a stale one.
+func clearDeadlineWhenIdle(conn net.Conn, state fasthttp.ConnState) {
+	if state == fasthttp.StateIdle {
+		_ = conn.SetWriteDeadline(time.Time{})
 	}
 }

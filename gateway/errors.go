@@ -113,10 +113,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	c.Locals(localError, e)
 	if c.Locals(localLog) == nil {
 		// Raised before the middleware ran (the body limit, oversized
-		// headers): give it a request id, a write deadline and a log line.
+		// headers): give it a request id and a log line.
 		id := newRequestID()
 		c.Set(HeaderRequestID, id)
-		setWriteDeadline(c.Context().Conn(), s.cfg.Server.WriteTimeout)
 		defer s.emit(&record{requestID: id, start: time.Now(), method: strings.Clone(c.Method()), path: strings.Clone(c.Path()), status: e.Status, err: e})
 	}
 	if e.RetryAfter != "" {

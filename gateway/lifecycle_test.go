@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/router"
 )
 
 // hangingUpstream reports each request's arrival on arrived and the moment
@@ -44,30 +48,34 @@ func TestClientLeavesBeforeFirstByte(t *testing.T) {
 			cfg.Backends[0].Timeouts.FirstByte = time.Minute
 			base, _ := startGateway(t, cfg)
 
-			ctx, cancel := context.WithCancel(context.Background())
 			body := `{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":` + map[bool]string{false: "false", true: "true"}[stream] + `}`
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/chat/completions", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+testKey)
 			tr := &http.Transport{}
 			defer tr.CloseIdleConnections()
-			errc := make(chan error, 1)
-			go func() {
-				resp, err := (&http.Client{Transport: tr}).Do(req)
-				if err == nil {
-					resp.Body.Close()
-				}
-				errc <- err
-			}()
-			<-arrived
-			left := time.Now()
-			cancel() // the client gives up and closes its connection
-			require.ErrorIs(t, <-errc, context.Canceled)
+			// Leave as often as it takes to make a deployment unhealthy,
+			// had departures counted against it.
+			for range router.FailureThreshold {
+				ctx, cancel := context.WithCancel(context.Background())
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+testKey)
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := (&http.Client{Transport: tr}).Do(req)
+					if err == nil {
+						resp.Body.Close()
+					}
+					errc <- err
+				}()
+				<-arrived
+				left := time.Now()
+				cancel() // the client gives up and closes its connection
+				require.ErrorIs(t, <-errc, context.Canceled)
 
-			select {
-			case at := <-canceled:
-				t.Logf("upstream canceled %v after the client left", at.Sub(left))
-			case <-time.After(time.Second):
-				t.Fatal("upstream still running 1s after the client left")
+				select {
+				case at := <-canceled:
+					t.Logf("upstream canceled %v after the client left", at.Sub(left))
+				case <-time.After(time.Second):
+					t.Fatal("upstream still running 1s after the client left")
+				}
 			}
 			assert.Zero(t, fallbackCalls.Load(), "nobody is waiting: no fallback")
 
@@ -167,7 +175,11 @@ func TestShutdownDeadlineEndsStreamsWithAnError(t *testing.T) {
 	defer cancel()
 	err := srv.Shutdown(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	<-canceled
+	select {
+	case <-canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request outlived the shutdown deadline")
+	}
 
 	for stream.Next() {
 	}
@@ -202,4 +214,94 @@ func TestAuthOtherSchemeThenKeyHeader(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
+}
+
+// slowUpstream answers after delay: an upstream that takes its time, not a
+// test waiting for an outcome.
+func slowUpstream(delay time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+		writeJSON(w, 200, chatCompletion("m", "worth the wait", 1, 1, 0))
+	}
+}
+
+func TestAnswerSlowerThanWriteTimeoutIsDelivered(t *testing.T) {
+	up := newUpstream(t, slowUpstream(300*time.Millisecond))
+	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
+	cfg.Backends[0].Timeouts.FirstByte = 10 * time.Second
+	cfg.Server.WriteTimeout = 100 * time.Millisecond // bounds the client's reading, not the upstream's thinking
+	base, _ := startGateway(t, cfg)
+	got, err := sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "worth the wait", got.Choices[0].Message.Content)
+}
+
+func TestClientLeavingIsSeenAfterReadTimeout(t *testing.T) {
+	arrived, canceled := make(chan struct{}, 1), make(chan time.Time, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		// The upstream takes longer than the gateway's read timeout before
+		// the client gives up.
+		<-time.After(300 * time.Millisecond)
+		hangingUpstream(arrived, canceled, false)(w, r)
+	})
+	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
+	cfg.Backends[0].Timeouts.FirstByte = time.Minute
+	cfg.Server.ReadTimeout = 100 * time.Millisecond
+	base, _ := startGateway(t, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sdk(base).Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		errc <- err
+	}()
+	<-arrived
+	cancel()
+	<-errc
+	select {
+	case <-canceled:
+	case <-time.After(time.Second):
+		t.Fatal("a client leaving after the read timeout went unnoticed")
+	}
+}
+
+func TestContinueOnAConnectionIdleLongerThanWriteTimeout(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, chatCompletion("m", "hi", 1, 1, 0))
+	})
+	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
+	cfg.Server.WriteTimeout = 50 * time.Millisecond
+	base, _ := startGateway(t, cfg)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(base, "/v1"), "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	body := `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`
+	head := fmt.Sprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", testKey, len(body))
+
+	_, err = io.WriteString(conn, head+"\r\n"+body)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+
+	// The connection idles past the last response's write deadline; the
+	// "100 Continue" of the next request must still go out.
+	<-time.After(150 * time.Millisecond)
+	_, err = io.WriteString(conn, head+"Expect: 100-continue\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
 }

@@ -80,7 +80,6 @@ func (s *Server) emit(r *record) {
 // accessLog answers errors here, so the status is known, and logs every
 // request except streams, which log themselves when they end.
 func (s *Server) accessLog(c *fiber.Ctx) error {
-	setWriteDeadline(c.Context().Conn(), s.cfg.Server.WriteTimeout)
 	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
 	c.Locals(localLog, r)
 	if err := c.Next(); err != nil {

@@ -3,22 +3,35 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
 )
 
 func canPeek(conn net.Conn) bool {
-	_, ok := conn.(syscall.Conn)
+	_, ok := underlying(conn).(syscall.Conn)
 	return ok
+}
+
+// underlying unwraps TLS: the peek looks at the TCP socket, where a close
+// shows the same way (a TLS record waiting is data, so "still there").
+func underlying(conn net.Conn) net.Conn {
+	if tc, ok := conn.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return conn
 }
 
 // peerClosed reports whether the peer closed or reset the connection, with
 // a non-blocking MSG_PEEK receive: it consumes nothing, so a pipelined next
 // request stays where fasthttp will read it. Zero bytes means an orderly
 // close; EAGAIN means the connection is open and idle.
+//
+// It runs under RawConn.Control, not Read, so the read deadline fasthttp
+// leaves on the connection while the handler runs cannot skip it.
 func peerClosed(conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
+	sc, ok := underlying(conn).(syscall.Conn)
 	if !ok {
 		return false
 	}
@@ -27,7 +40,7 @@ func peerClosed(conn net.Conn) bool {
 		return false
 	}
 	closed := false
-	_ = raw.Read(func(fd uintptr) bool {
+	_ = raw.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
@@ -37,7 +50,6 @@ func peerClosed(conn net.Conn) bool {
 		default:
 			closed = true // ECONNRESET and the like
 		}
-		return true // never wait for readability
 	})
 	return closed
 }

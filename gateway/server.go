@@ -73,8 +73,11 @@ type Server struct {
 	base  context.Context
 	abort context.CancelCauseFunc
 	// streams counts relays still writing, so shutdown can let them send
-	// their final error event.
-	streams sync.WaitGroup
+	// their final error event; aborting (under streamsMu) stops new ones
+	// from being counted once shutdown waits for them.
+	streamsMu sync.Mutex
+	streams   sync.WaitGroup
+	aborting  bool
 }
 
 // New builds the gateway from a validated config.
@@ -100,8 +103,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		DisableStartupMessage: true,
 		ReadBufferSize:        8 << 10, // request line and headers
 		ReadTimeout:           cfg.Server.ReadTimeout,
+		WriteTimeout:          cfg.Server.WriteTimeout, // from the response's start; streams extend it per event
 		IdleTimeout:           cfg.Server.IdleTimeout,
 	})
+	s.app.Server().ConnState = clearDeadlineWhenIdle
 	s.routes()
 	return s, nil
 }
@@ -187,6 +192,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	err := s.app.ShutdownWithContext(ctx)
 	if err != nil {
+		s.streamsMu.Lock()
+		s.aborting = true
+		s.streamsMu.Unlock()
 		s.abort(ErrShuttingDown)
 		done := make(chan struct{})
 		go func() { s.streams.Wait(); close(done) }()
@@ -200,6 +208,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // abortGrace is how long aborted streams get to write their error event.
 const abortGrace = 2 * time.Second
+
+// streamStarted counts a new relay, unless shutdown is already aborting.
+func (s *Server) streamStarted() bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.aborting {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+func (s *Server) streamDone() { s.streams.Done() }
 
 // Draining reports whether Shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime/debug"
@@ -69,6 +70,11 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	}
 	d := res.Deployment
 	rec.backend, rec.upstream = d.Backend, d.Model
+	if !s.streamStarted() {
+		res.Stream.Close()
+		cancel(nil)
+		return ErrShuttingDown
+	}
 	rec.principal, _ = c.Locals(localPrincipal).(*Principal)
 	rec.status = fiber.StatusOK
 	c.Locals(localStreaming, true)
@@ -85,8 +91,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 		s: s, call: call, d: d, stream: res.Stream, cancel: func() { cancel(nil) }, rec: rec, conn: conn,
 		promptBytes: len(call.body),
 	}
-	call.body = nil // Fiber's buffer; the relay outlives the handler
-	s.streams.Add(1)
+	call.body = nil                        // Fiber's buffer; the relay outlives the handler
 	c.Context().SetBodyStreamWriter(r.run) // fasthttp starts it at once, on its own goroutine
 	return nil
 }
@@ -130,7 +135,9 @@ func (r *relay) run(w *bufio.Writer) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.s.log.Error("panic in stream relay", "request_id", r.rec.requestID, "panic", p, "stack", string(debug.Stack()))
+			r.settle()
 			r.rec.status = fiber.StatusInternalServerError
+			r.rec.err = toAPIError(fmt.Errorf("panic in stream relay: %v", p))
 		}
 		r.mu.Lock()
 		r.done = true // w belongs to fasthttp again once run returns
@@ -139,7 +146,7 @@ func (r *relay) run(w *bufio.Writer) {
 		r.stream.Close()
 		r.cancel()
 		r.finish()
-		r.s.streams.Done()
+		r.s.streamDone()
 	}()
 	for {
 		ev, err := r.stream.Recv()
@@ -147,20 +154,23 @@ func (r *relay) run(w *bufio.Writer) {
 			r.clientGone()
 			return
 		}
-		r.mu.Lock()
 		if err != nil {
-			r.end(err)
-			r.mu.Unlock()
+			r.withWriter(func() error { r.end(err); return nil })
 			return
 		}
-		err = r.forward(ev)
-		r.mu.Unlock()
-		if err != nil {
+		if err := r.withWriter(func() error { return r.forward(ev) }); err != nil {
 			r.clientGone()
 			return
 		}
 		r.keepalive.Reset(r.keepaliveEvery)
 	}
+}
+
+// withWriter runs f holding mu, released even if f panics.
+func (r *relay) withWriter(f func() error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return f()
 }
 
 // sendKeepalive runs on the timer's goroutine. A failed write means the
@@ -234,7 +244,9 @@ func (r *relay) end(err error) {
 		w.Write(sseDone)
 	}
 	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
-	w.Flush()
+	if err := w.Flush(); err != nil {
+		r.rec.status = statusClientClosed // the end never reached the client
+	}
 }
 
 func (r *relay) clientGone() {
@@ -248,6 +260,9 @@ func (r *relay) clientGone() {
 // completion token per streamed chunk, which is how OpenAI-compatible
 // servers stream.
 func (r *relay) settle() {
+	if r.rec.usage != nil {
+		return // settled already: a stream is billed once
+	}
 	u := r.usage
 	if u == nil {
 		u = &providers.Usage{
