@@ -90,12 +90,8 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	stop := watchClient(c.Context().Conn(), s.cfg.Server.StreamKeepalive, cancel)
 	res, err := s.router.Do(ctx, call.route, req)
 	stop()
-	rec.attempts = len(res.Attempts)
-	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
+	attempted(c, rec, res.Attempts)
 	if err != nil {
-		if d := lastDeployment(res.Attempts); d != nil {
-			rec.backend, rec.upstream = d.Backend, d.Model
-		}
 		return err
 	}
 	d := res.Deployment
@@ -104,11 +100,9 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 		usage = estimateUnary(call, res.Response.Body)
 	}
 	cost := d.Price.Cost(usage.PromptTokens, usage.CachedTokens, usage.CompletionTokens)
-	rec.backend, rec.upstream, rec.usage, rec.cost = d.Backend, d.Model, usage, cost
+	rec.usage, rec.cost = usage, cost
 
-	c.Set(HeaderBackend, d.Backend)
-	c.Set(HeaderKind, d.Kind)
-	c.Set(HeaderModel, d.Model)
+	setBackendHeaders(c, d)
 	c.Set(HeaderCost, cost.String())
 	if usage.Estimated {
 		c.Set(HeaderEstimated, "true")
@@ -117,11 +111,22 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	return c.Status(http.StatusOK).Send(res.Response.Body)
 }
 
-func lastDeployment(attempts []router.Attempt) *router.Deployment {
-	if len(attempts) == 0 {
-		return nil
+// attempted reports the deployments tried, on the response and in the
+// access record; the last one is the one that answered or failed last.
+func attempted(c *fiber.Ctx, rec *record, attempts []router.Attempt) {
+	rec.attempts = len(attempts)
+	c.Set(HeaderAttempts, strconv.Itoa(len(attempts)))
+	if n := len(attempts); n > 0 {
+		d := attempts[n-1].Deployment
+		rec.backend, rec.upstream = d.Backend, d.Model
 	}
-	return attempts[len(attempts)-1].Deployment
+}
+
+// setBackendHeaders says where the request went.
+func setBackendHeaders(c *fiber.Ctx, d *router.Deployment) {
+	c.Set(HeaderBackend, d.Backend)
+	c.Set(HeaderKind, d.Kind)
+	c.Set(HeaderModel, d.Model)
 }
 
 // estimateUnary stands in for usage an upstream did not report: about four

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,17 +58,12 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	stop := watchClient(conn, s.cfg.Server.StreamKeepalive, cancel)
 	res, err := s.router.Stream(ctx, call.route, req)
 	stop()
-	rec.attempts = len(res.Attempts)
-	c.Set(HeaderAttempts, strconv.Itoa(len(res.Attempts)))
+	attempted(c, rec, res.Attempts)
 	if err != nil {
 		cancel(nil)
-		if d := lastDeployment(res.Attempts); d != nil {
-			rec.backend, rec.upstream = d.Backend, d.Model
-		}
 		return err
 	}
 	d := res.Deployment
-	rec.backend, rec.upstream = d.Backend, d.Model
 	if !s.streamStarted() {
 		res.Stream.Close()
 		cancel(nil)
@@ -79,9 +73,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	rec.status = fiber.StatusOK
 	c.Locals(localStreaming, true)
 
-	c.Set(HeaderBackend, d.Backend)
-	c.Set(HeaderKind, d.Kind)
-	c.Set(HeaderModel, d.Model)
+	setBackendHeaders(c, d)
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
