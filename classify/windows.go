@@ -11,14 +11,14 @@ import "strings"
 type trigger int
 
 const (
-	anywhere   trigger = iota // no trigger: scan the whole text
-	digitRuns                 // runs of digits and separators with >= 4 digits
-	atSigns                   // around each '@'
-	colonRuns                 // runs of hex digits and colons with >= 2 colons
-	ibanStarts                // two capitals and two digits
-	keyPrefixes               // known API key prefixes
-	jwtPrefix                 // "eyJ"
-	pemHeader                 // "-----BEGIN"
+	anywhere    trigger = iota // no trigger: scan the whole text
+	digitRuns                  // runs of digits and separators with >= 4 digits
+	atSigns                    // around each '@'
+	colonRuns                  // runs of hex digits and colons with >= 2 colons
+	ibanStarts                 // two capitals and two digits
+	keyPrefixes                // known API key prefixes
+	jwtPrefix                  // "eyJ"
+	pemHeader                  // "-----BEGIN"
 )
 
 // window is a half-open byte range of the text.
