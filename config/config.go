@@ -43,6 +43,27 @@ type Config struct {
 	Models []Model `yaml:"models"`
 	// Keys are the virtual API keys clients authenticate with.
 	Keys []Key `yaml:"keys"`
+	// Classification configures the detection of sensitive data in
+	// requests.
+	Classification Classification `yaml:"classification"`
+}
+
+// Classification configures sensitive-data detection. The built-in
+// detectors (email, phone, payment card, IBAN, US SSN, IP address, API
+// keys, private keys, JWTs) always run.
+type Classification struct {
+	// Custom adds detectors: every match of Pattern is an entity Label.
+	Custom []CustomDetector `yaml:"custom"`
+}
+
+// CustomDetector is a regular expression (RE2 syntax) that finds one kind
+// of entity.
+type CustomDetector struct {
+	// Label names the entity in policies and logs: A-Z, 0-9 and _.
+	Label   string `yaml:"label"`
+	Pattern string `yaml:"pattern"`
+	// Category is pii or secret. Default pii.
+	Category string `yaml:"category"`
 }
 
 // Server configures the HTTP listener.

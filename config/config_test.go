@@ -154,6 +154,9 @@ func TestInvalid(t *testing.T) {
 		{"missing tenant", "tenant: acme", "tenant: ''", "keys[0].tenant: is required"},
 		{"key allows unknown model", "models: [fast]", "models: [slow]", `keys[0].models[0]: unknown model "slow"`},
 		{"bad log level", "server:", "log: {level: loud}\nserver:", `log.level: must be one of debug, info, warn, error; got "loud"`},
+		{"bad custom pattern", "keys:", "classification:\n  custom:\n    - {label: EMP_ID, pattern: 'EMP-(\\d+'}\nkeys:", "classification.custom[0].pattern: must be a valid regular expression"},
+		{"bad custom label", "keys:", "classification:\n  custom:\n    - {label: emp-id, pattern: 'x'}\nkeys:", `classification.custom[0].label: must be non-empty and use only A-Z, 0-9 and _; got "emp-id"`},
+		{"bad custom category", "keys:", "classification:\n  custom:\n    - {label: X, pattern: 'x', category: other}\nkeys:", `classification.custom[0].category: must be pii or secret; got "other"`},
 		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -179,6 +180,18 @@ func (c *Config) Validate() error {
 			if _, ok := names[m]; !ok {
 				v.add(fmt.Sprintf("%s.models[%d]", p, j), "unknown model %q", m)
 			}
+		}
+	}
+	for i, d := range c.Classification.Custom {
+		p := fmt.Sprintf("classification.custom[%d]", i)
+		if d.Label == "" || strings.Trim(d.Label, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+			v.add(p+".label", "must be non-empty and use only A-Z, 0-9 and _; got %q", d.Label)
+		}
+		if _, err := regexp.Compile(d.Pattern); err != nil || d.Pattern == "" {
+			v.add(p+".pattern", "must be a valid regular expression (RE2 syntax): %v", err)
+		}
+		if !slices.Contains([]string{"", "pii", "secret"}, d.Category) {
+			v.add(p+".category", "must be pii or secret; got %q", d.Category)
 		}
 	}
 	return v.err()

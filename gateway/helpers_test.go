@@ -163,7 +163,12 @@ func gatewayConfig(t testing.TB, extra string, routes ...route) *config.Config {
 // startGateway serves cfg on a loopback port and returns its /v1 base URL.
 func startGateway(t *testing.T, cfg *config.Config) (string, *gateway.Server) {
 	t.Helper()
-	srv, err := gateway.New(cfg, gateway.Options{Version: "test"})
+	return startGatewayWith(t, cfg, gateway.Options{Version: "test"})
+}
+
+func startGatewayWith(t *testing.T, cfg *config.Config, o gateway.Options) (string, *gateway.Server) {
+	t.Helper()
+	srv, err := gateway.New(cfg, o)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -185,4 +190,22 @@ func sdk(base string, opts ...option.RequestOption) *openai.Client {
 		option.WithBaseURL(base), option.WithAPIKey(testKey), option.WithMaxRetries(0),
 	}, opts...)...)
 	return &c
+}
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -21,7 +21,8 @@ type record struct {
 	start     time.Time
 	status    int
 	principal *Principal
-	model     string // public model asked for
+	model     string         // public model asked for
+	entities  map[string]int // sensitive data found, by label
 	backend   string
 	upstream  string // upstream model
 	stream    bool
@@ -55,6 +56,9 @@ func (s *Server) emit(r *record) {
 	}
 	if r.model != "" {
 		attrs = append(attrs, slog.String("model", r.model), slog.Bool("stream", r.stream))
+	}
+	if len(r.entities) > 0 {
+		attrs = append(attrs, slog.Any("entities", r.entities))
 	}
 	if r.backend != "" {
 		attrs = append(attrs, slog.String("backend", r.backend), slog.String("upstream_model", r.upstream))

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/tidwall/gjson"
 
+	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/router"
 )
@@ -20,6 +21,7 @@ type call struct {
 	stream       bool
 	includeUsage bool // the client asked for usage in the stream
 	body         []byte
+	findings     classify.Findings // sensitive data in the request
 }
 
 // parseCall validates the body of an OpenAI request: JSON object, model
@@ -70,6 +72,9 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		}
 		rec := recordOf(c)
 		rec.model, rec.stream = call.model, call.stream
+		// Labels and counts only: the matched text never leaves here.
+		call.findings = s.classifier.ScanRequest(call.body)
+		rec.entities = call.findings.Counts()
 		rt, ok := s.router.Lookup(call.model)
 		if !ok || !p.Allows(rt) {
 			return modelNotFound(call.model)

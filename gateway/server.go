@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
+	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
@@ -59,14 +60,15 @@ type Options struct {
 // Server is the gateway. Create it with New, run it with Serve or Listen,
 // stop it with Shutdown.
 type Server struct {
-	cfg      *config.Config
-	app      *fiber.App
-	router   *router.Router
-	keys     keyring
-	log      *slog.Logger
-	version  string
-	started  time.Time
-	draining atomic.Bool
+	cfg        *config.Config
+	app        *fiber.App
+	router     *router.Router
+	keys       keyring
+	classifier *classify.Classifier
+	log        *slog.Logger
+	version    string
+	started    time.Time
+	draining   atomic.Bool
 
 	// base is the parent of every upstream call's context; abort cancels
 	// it when the shutdown deadline passes.
@@ -90,11 +92,19 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var custom []classify.Custom
+	for _, d := range cfg.Classification.Custom {
+		custom = append(custom, classify.Custom{Label: d.Label, Pattern: d.Pattern, Category: d.Category})
+	}
+	classifier, err := classify.New(custom...)
+	if err != nil {
+		return nil, err
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, log: log, version: o.Version, started: time.Now()}
+	s := &Server{cfg: cfg, router: r, keys: keys, classifier: classifier, log: log, version: o.Version, started: time.Now()}
 	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
