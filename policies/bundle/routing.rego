@@ -1,0 +1,146 @@
+# METADATA
+# title: Switchyard routing policy
+# description: |
+#   Decides, for every request, which deployments may serve it and in what
+#   order. Cost and latency arithmetic happens in Go; these rules compare
+#   and decide. Compliance teams edit data.json, not these rules.
+package switchyard
+
+import rego.v1
+
+cfg := data.switchyard.config
+
+# The subject's tenant and team settings, with defaults.
+tenant := object.get(cfg.tenants, input.subject.tenant, {})
+
+team := object.union(cfg.team_defaults, object.get(cfg.teams, input.subject.team, {}))
+
+categories := {c | some label, n in input.request.entities; n > 0; c := cfg.categories[label]}
+
+# A request is sensitive when it carries secrets, or personal data in a
+# tenant that keeps personal data local, or is declared confidential.
+sensitive_reason := "secret" if "secret" in categories
+
+else := "pii" if {
+	"pii" in categories
+	object.get(tenant, "pii_mode", "local_only") == "local_only"
+}
+
+else := "confidential" if input.request.data_class == "confidential"
+
+# --- exclusions: deployment -> reasons ---------------------------------
+
+exclusion contains {"id": c.id, "code": "LOCAL_ONLY", "message": sprintf("%s data may not leave local or self-hosted backends", [sensitive_reason])} if {
+	sensitive_reason
+	some c in input.candidates
+	c.kind == "proprietary"
+}
+
+exclusion contains {"id": c.id, "code": "DATA_RESIDENCY", "message": sprintf("tenant is pinned to %s", [pinned])} if {
+	pinned := tenant.jurisdiction
+	some c in input.candidates
+	c.jurisdiction != pinned
+}
+
+exclusion contains {"id": c.id, "code": "DATA_RETENTION", "message": "internal data needs a zero-data-retention backend"} if {
+	input.request.data_class == "internal"
+	some c in input.candidates
+	c.kind == "proprietary"
+	not c.zero_data_retention
+}
+
+exclusion contains {"id": c.id, "code": "COST_CAP", "message": "estimated cost above the team's per-request cap"} if {
+	cap := team.max_request_usd
+	cap > 0
+	some c in input.candidates
+	c.est_cost_usd > cap
+}
+
+exclusion contains {"id": c.id, "code": "LATENCY_SLO", "message": "observed latency above the request's SLO"} if {
+	slo := input.request.latency_slo_ms
+	slo > 0
+	some c in input.candidates
+	too_slow(c, slo)
+}
+
+too_slow(c, slo) if c.p95_latency_ms > slo
+
+too_slow(c, slo) if c.ttft_ms > slo
+
+excluded[id] := reasons if {
+	some c in input.candidates
+	id := c.id
+	reasons := [{"code": e.code, "message": e.message} | some e in exclusion; e.id == id]
+	count(reasons) > 0
+}
+
+# --- request-level denials --------------------------------------------
+
+deny contains {"code": "MODEL_NOT_ALLOWED", "message": sprintf("team may not use model %s", [input.request.model])} if {
+	allowed := team.allowed_models
+	count(allowed) > 0
+	not input.request.model in allowed
+}
+
+deny contains {"code": "NO_ELIGIBLE_BACKEND", "message": "every deployment was excluded"} if {
+	count(input.candidates) > 0
+	count(routes) == 0
+}
+
+default allow := false
+
+allow if count(deny) == 0
+
+# --- ordering -----------------------------------------------------------
+
+# The team's preference; a team low on budget prefers local backends.
+preference := "local" if {
+	remaining := input.budget.team_remaining_usd
+	remaining < team.low_budget_usd
+} else := team.preference
+
+kind_rank := {"local": 0, "selfhosted": 1, "proprietary": 2}
+
+sort_key(c, i) := [c.est_cost_usd, c.p95_latency_ms, i] if preference == "cost"
+
+else := [c.p95_latency_ms, c.est_cost_usd, i] if preference == "latency"
+
+else := [kind_rank[c.kind], c.est_cost_usd, i] if preference == "local"
+
+else := [i]
+
+routes := [x[count(x) - 1] |
+	ranked := sort([array.concat(sort_key(c, i), [c.id]) |
+		some i, c in input.candidates
+		not excluded[c.id]
+	])
+	some x in ranked
+]
+
+# --- obligations --------------------------------------------------------
+
+# Entity labels to mask before the request leaves for a proprietary
+# backend, for tenants that send personal data out redacted.
+redact contains label if {
+	object.get(tenant, "pii_mode", "local_only") == "redact"
+	some label, n in input.request.entities
+	n > 0
+	cfg.categories[label] == "pii"
+}
+
+obligations["max_output_tokens"] := team.max_output_tokens if team.max_output_tokens > 0
+
+obligations["audit_level"] := "full" if sensitive_reason
+
+else := "standard"
+
+# --- the decision -------------------------------------------------------
+
+decision := {
+	"allow": allow,
+	"deny": sort([d | some d in deny]),
+	"routes": routes,
+	"excluded": excluded,
+	"redact": {"proprietary": sort([l | some l in redact])},
+	"obligations": obligations,
+}

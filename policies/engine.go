@@ -1,0 +1,299 @@
+package policies
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Query is the rule the gateway evaluates.
+const Query = "data.switchyard.decision"
+
+//go:embed bundle
+var shipped embed.FS
+
+// Shipped is the bundle that comes with Switchyard.
+func Shipped() fs.FS {
+	sub, err := fs.Sub(shipped, "bundle")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	return sub
+}
+
+// Bundle is a loaded, not yet compiled policy bundle: Rego modules (tests
+// included) and the data document.
+type Bundle struct {
+	Modules  map[string]string // file path -> source
+	Data     map[string]any
+	Revision string // content hash
+}
+
+// LoadBundle reads every .rego file and every data.json below root; a
+// data.json in directory a/b is placed at data.a.b.
+func LoadBundle(fsys fs.FS) (*Bundle, error) {
+	b := &Bundle{Modules: map[string]string{}, Data: map[string]any{}}
+	h := sha256.New()
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".rego") || path.Base(p) == "data.json") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading bundle: %w", err)
+	}
+	sort.Strings(files)
+	for _, p := range files {
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		h.Write([]byte(p))
+		h.Write(src)
+		if strings.HasSuffix(p, ".rego") {
+			b.Modules[p] = string(src)
+			continue
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(src, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		dst := b.Data
+		if dir := path.Dir(p); dir != "." {
+			for _, k := range strings.Split(dir, "/") {
+				next, _ := dst[k].(map[string]any)
+				if next == nil {
+					next = map[string]any{}
+					dst[k] = next
+				}
+				dst = next
+			}
+		}
+		for k, v := range doc {
+			dst[k] = v
+		}
+	}
+	if len(b.Modules) == 0 {
+		return nil, errors.New("bundle has no .rego files")
+	}
+	b.Revision = hex.EncodeToString(h.Sum(nil))[:12]
+	return b, nil
+}
+
+// isTest reports whether a module holds Rego tests, which are compiled for
+// `policy test` but not for serving.
+func isTest(p string) bool { return strings.HasSuffix(p, "_test.rego") }
+
+// compiled is one prepared bundle.
+type compiled struct {
+	pq       rego.PreparedEvalQuery
+	revision string
+}
+
+// prepare compiles the bundle's policy modules strictly (unused
+// variables, imports and arguments are errors, as `opa check --strict`)
+// and prepares the decision query.
+func prepare(ctx context.Context, b *Bundle) (*compiled, error) {
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Strict(true),
+		rego.Store(inmem.NewFromObject(b.Data)),
+	}
+	for p, src := range b.Modules {
+		if !isTest(p) {
+			opts = append(opts, rego.Module(p, src))
+		}
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &compiled{pq: pq, revision: b.Revision}, nil
+}
+
+// Engine evaluates the current bundle. It is safe for concurrent use.
+type Engine struct {
+	dir string // "" serves the shipped bundle, which never reloads
+	log *slog.Logger
+
+	cur     atomic.Pointer[compiled]
+	mu      sync.Mutex // serialises reloads and guards lastErr
+	lastErr error
+	errors  atomic.Int64
+}
+
+// Status is what /readyz shows about the policy.
+type Status struct {
+	Revision string `json:"revision"`
+	// LastError is the error of the last failed load, if the bundle on
+	// disk is broken; the previous revision stays in force.
+	LastError string `json:"last_error,omitempty"`
+	// LoadErrors counts failed loads since start.
+	LoadErrors int64 `json:"load_errors"`
+}
+
+// New loads and prepares the bundle in dir, or the shipped bundle when dir
+// is empty. The first load must succeed.
+func New(ctx context.Context, dir string, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{dir: dir, log: log}
+	c, err := e.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading policy bundle %s: %w", e.where(), err)
+	}
+	e.cur.Store(c)
+	return e, nil
+}
+
+func (e *Engine) where() string {
+	if e.dir == "" {
+		return "(shipped)"
+	}
+	return e.dir
+}
+
+func (e *Engine) load(ctx context.Context) (*compiled, error) {
+	fsys := Shipped()
+	if e.dir != "" {
+		fsys = os.DirFS(e.dir)
+	}
+	b, err := LoadBundle(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return prepare(ctx, b)
+}
+
+// Reload re-reads the bundle. On failure the current one stays in force,
+// and the error is logged, counted and reported by Status.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.load(ctx)
+	if err != nil {
+		e.lastErr = err
+		e.errors.Add(1)
+		e.log.Error("policy bundle refused; the previous one stays in force",
+			"dir", e.where(), "revision_in_force", e.cur.Load().revision, "error", err)
+		return err
+	}
+	e.lastErr = nil
+	if old := e.cur.Swap(c); old.revision != c.revision {
+		e.log.Info("policy bundle loaded", "dir", e.where(), "revision", c.revision, "previous", old.revision)
+	}
+	return nil
+}
+
+// Status reports the revision in force and the last load error.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Status{Revision: e.cur.Load().revision, LoadErrors: e.errors.Load()}
+	if e.lastErr != nil {
+		s.LastError = e.lastErr.Error()
+	}
+	return s
+}
+
+// ErrUndefined is returned when the bundle does not define the decision:
+// the gateway fails closed on it like on any evaluation error.
+var ErrUndefined = errors.New("policy decision is undefined")
+
+// Decide evaluates the policy for one request.
+func (e *Engine) Decide(ctx context.Context, in *Input) (*Decision, error) {
+	c := e.cur.Load()
+	v, err := ast.InterfaceToValue(in)
+	if err != nil {
+		return nil, fmt.Errorf("building policy input: %w", err)
+	}
+	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v))
+	if err != nil {
+		return nil, fmt.Errorf("evaluating policy: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, ErrUndefined
+	}
+	raw, err := json.Marshal(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy result: %w", err)
+	}
+	d := &Decision{}
+	if err := json.Unmarshal(raw, d); err != nil {
+		return nil, fmt.Errorf("policy result does not match the contract: %w", err)
+	}
+	d.Revision = c.revision
+	return d, nil
+}
+
+// Watch reloads the bundle when files under its directory change, until
+// ctx is done. Bursts of events (an editor saving, a checkout) are
+// debounced into one reload.
+func (e *Engine) Watch(ctx context.Context, debounce time.Duration) error {
+	if e.dir == "" {
+		return nil // the shipped bundle is compiled in
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", e.dir, err)
+	}
+	defer w.Close()
+	err = fs.WalkDir(os.DirFS(e.dir), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			err = w.Add(path.Join(e.dir, p))
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", e.dir, err)
+	}
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Create) {
+				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+					_ = w.Add(ev.Name)
+				}
+			}
+			timer = time.After(debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			e.log.Warn("policy bundle watch error", "dir", e.dir, "error", err)
+		case <-timer:
+			timer = nil
+			_ = e.Reload(ctx)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package policies
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestShippedBundleRegoTests(t *testing.T) {
+	b, err := LoadBundle(Shipped())
+	require.NoError(t, err)
+	rep, err := Test(context.Background(), b)
+	require.NoError(t, err)
+	for _, r := range rep.Results {
+		assert.True(t, r.Pass, "%s failed: %s %s", r.Name, r.Error, r.Output)
+	}
+	assert.GreaterOrEqual(t, len(rep.Results), 15)
+	assert.True(t, rep.Passed())
+	assert.GreaterOrEqual(t, rep.Coverage, 90.0, "coverage of the shipped bundle")
+	t.Logf("%d Rego tests, coverage %.1f%%", len(rep.Results), rep.Coverage)
+}
+
+func candidates() []Candidate {
+	return []Candidate{
+		{ID: "ollama/llama3.2", Backend: "ollama", Kind: "selfhosted", Jurisdiction: "EU", Healthy: true, P95LatencyMs: 800},
+		{ID: "openai/gpt-4o-mini", Backend: "openai", Kind: "proprietary", Jurisdiction: "US", Healthy: true, EstCostUSD: 0.001, P95LatencyMs: 300},
+	}
+}
+
+func TestDecide(t *testing.T) {
+	e, err := New(context.Background(), "", nil)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name     string
+		in       Input
+		allow    bool
+		routes   []string
+		excluded map[string]string // id -> first code
+		deny     string
+		redact   []string
+	}{
+		{"public", Input{Subject: Subject{Tenant: "t"}, Request: Request{Model: "default"}}, true,
+			[]string{"ollama/llama3.2", "openai/gpt-4o-mini"}, nil, "", nil},
+		{"card number stays local", Input{Subject: Subject{Tenant: "t"}, Request: Request{Model: "default", Entities: map[string]int{"CREDIT_CARD": 1}}}, true,
+			[]string{"ollama/llama3.2"}, map[string]string{"openai/gpt-4o-mini": "LOCAL_ONLY"}, "", nil},
+		{"EU pinned", Input{Subject: Subject{Tenant: "eu-bank"}, Request: Request{Model: "default"}}, true,
+			[]string{"ollama/llama3.2"}, map[string]string{"openai/gpt-4o-mini": "DATA_RESIDENCY"}, "", nil},
+		{"redacting tenant", Input{Subject: Subject{Tenant: "acme"}, Request: Request{Model: "default", Entities: map[string]int{"EMAIL": 1}}}, true,
+			[]string{"ollama/llama3.2", "openai/gpt-4o-mini"}, nil, "", []string{"EMAIL"}},
+		{"slow backend excluded", Input{Subject: Subject{Tenant: "t"}, Request: Request{Model: "default", LatencySLOMs: 500}}, true,
+			[]string{"openai/gpt-4o-mini"}, map[string]string{"ollama/llama3.2": "LATENCY_SLO"}, "", nil},
+		{"model not allowed", Input{Subject: Subject{Tenant: "t", Team: "interns"}, Request: Request{Model: "gpt-4o"}}, false,
+			[]string{"ollama/llama3.2", "openai/gpt-4o-mini"}, nil, "MODEL_NOT_ALLOWED", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Candidates = candidates()
+			d, err := e.Decide(context.Background(), &tc.in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.allow, d.Allow)
+			assert.Equal(t, tc.routes, d.Routes)
+			for id, code := range tc.excluded {
+				require.NotEmpty(t, d.Excluded[id], id)
+				assert.Equal(t, code, d.Excluded[id][0].Code)
+			}
+			if tc.deny != "" {
+				require.NotEmpty(t, d.Deny)
+				assert.Equal(t, tc.deny, d.Deny[0].Code)
+			}
+			if tc.redact == nil {
+				tc.redact = []string{}
+			}
+			assert.Equal(t, tc.redact, d.Redact["proprietary"])
+			assert.NotEmpty(t, d.Revision)
+		})
+	}
+}
+
+// copyShipped writes the shipped bundle to a temporary directory.
+func copyShipped(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := LoadBundle(Shipped())
+	require.NoError(t, err)
+	for p, src := range b.Modules {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, p), []byte(src), 0o644))
+	}
+	data, err := os.ReadFile("bundle/data.json")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), data, 0o644))
+	return dir
+}
+
+func TestReloadKeepsLastGoodBundle(t *testing.T) {
+	dir := copyShipped(t)
+	e, err := New(context.Background(), dir, nil)
+	require.NoError(t, err)
+	good := e.Status().Revision
+	in := &Input{Subject: Subject{Tenant: "t"}, Request: Request{Model: "default"}, Candidates: candidates()}
+
+	// A rule with an unused variable fails strict compilation.
+	broken := filepath.Join(dir, "broken.rego")
+	require.NoError(t, os.WriteFile(broken, []byte("package switchyard\n\nimport rego.v1\n\nunused if { x := 1; true }\n"), 0o644))
+	require.Error(t, e.Reload(context.Background()))
+	st := e.Status()
+	assert.Equal(t, good, st.Revision, "the last good bundle stays in force")
+	assert.Contains(t, st.LastError, "assigned var x unused")
+	assert.EqualValues(t, 1, st.LoadErrors)
+	d, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.Len(t, d.Routes, 2)
+
+	// The fix, plus a change in the data: now tenant t is pinned to the EU.
+	require.NoError(t, os.Remove(broken))
+	data, err := os.ReadFile(filepath.Join(dir, "data.json"))
+	require.NoError(t, err)
+	data = []byte(replaceOnce(string(data), `"acme": {"pii_mode": "redact"}`, `"acme": {"pii_mode": "redact"}, "t": {"jurisdiction": "EU"}`))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), data, 0o644))
+	require.NoError(t, e.Reload(context.Background()))
+	st = e.Status()
+	assert.NotEqual(t, good, st.Revision)
+	assert.Empty(t, st.LastError)
+	d, err = e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ollama/llama3.2"}, d.Routes)
+}
+
+func TestWatchPicksUpChanges(t *testing.T) {
+	dir := copyShipped(t)
+	e, err := New(context.Background(), dir, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Watch(ctx, 20*time.Millisecond) }()
+	before := e.Status().Revision
+
+	// Watch registers asynchronously: keep touching a file until a reload
+	// shows, instead of sleeping for a guess.
+	extra := filepath.Join(dir, "extra.rego")
+	i := 0
+	require.Eventually(t, func() bool {
+		i++
+		src := "package switchyard.extra\n\nimport rego.v1\n\nn := " + itoa(i) + "\n"
+		_ = os.WriteFile(extra, []byte(src), 0o644)
+		return e.Status().Revision != before
+	}, 5*time.Second, 50*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestShippedBundleIsStrictClean(t *testing.T) {
+	b, err := LoadBundle(Shipped())
+	require.NoError(t, err)
+	require.NoError(t, Check(b))
+}
+
+func replaceOnce(s, old, new string) string {
+	i := indexOf(s, old)
+	if i < 0 {
+		return s
+	}
+	return s[:i] + new + s[i+len(old):]
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
