@@ -46,6 +46,22 @@ type Config struct {
 	// Classification configures the detection of sensitive data in
 	// requests.
 	Classification Classification `yaml:"classification"`
+	// Policy configures the OPA routing policy.
+	Policy Policy `yaml:"policy"`
+}
+
+// Policy configures the routing policy.
+type Policy struct {
+	// Bundle is the directory of the Rego bundle; empty serves the bundle
+	// shipped in the binary (policies/bundle). Changes on disk are picked
+	// up without a restart.
+	Bundle string `yaml:"bundle"`
+	// OnError is what an evaluation error does: closed (refuse the
+	// request, the default) or open (route as configured, unfiltered).
+	OnError string `yaml:"on_error"`
+	// Audit is where every decision is written as one JSON line: stdout
+	// (the default), stderr, none, or a file path.
+	Audit string `yaml:"audit"`
 }
 
 // Classification configures sensitive-data detection. The built-in
@@ -131,6 +147,12 @@ type Backend struct {
 	// MaxIdleConns is the size of the keep-alive pool to this backend.
 	// Default 256.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// ZeroDataRetention is true when the provider contractually keeps no
+	// prompts or completions; policies use it for internal data.
+	ZeroDataRetention bool `yaml:"zero_data_retention"`
+	// ContextWindow is the largest prompt plus completion, in tokens, the
+	// backend's models accept; 0 when unknown.
+	ContextWindow int64 `yaml:"context_window"`
 }
 
 // Price is a price list in US dollars per one million tokens.

@@ -37,6 +37,8 @@ func (c *Config) applyDefaults() {
 	orDefault(&s.IdleTimeout, DefaultIdleTimeout)
 	orDefault(&c.Log.Level, "info")
 	orDefault(&c.Log.Format, "json")
+	orDefault(&c.Policy.OnError, "closed")
+	orDefault(&c.Policy.Audit, "stdout")
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		orDefault(&b.Provider, ProviderOpenAI)
@@ -179,6 +181,16 @@ func (c *Config) Validate() error {
 		for j, m := range k.Models {
 			if _, ok := names[m]; !ok {
 				v.add(fmt.Sprintf("%s.models[%d]", p, j), "unknown model %q", m)
+			}
+		}
+	}
+	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
+		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)
+	}
+	if c.Backends != nil {
+		for i, b := range c.Backends {
+			if b.ContextWindow < 0 {
+				v.add(fmt.Sprintf("backends[%d].context_window", i), "must be >= 0")
 			}
 		}
 	}

@@ -41,5 +41,5 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	case len(deps) > 0 && healthy == 0:
 		status, code = "no healthy deployment", fiber.StatusServiceUnavailable
 	}
-	return c.Status(code).JSON(fiber.Map{"status": status, "deployments": deps})
+	return c.Status(code).JSON(fiber.Map{"status": status, "deployments": deps, "policy": s.policy.Status()})
 }

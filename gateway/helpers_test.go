@@ -129,7 +129,7 @@ func gatewayConfig(t testing.TB, extra string, routes ...route) *config.Config {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("server:\n  listen: 127.0.0.1:0\n  body_limit: 64KiB\n  shutdown_timeout: 5s\n  stream_keepalive: 50ms\n")
-	b.WriteString("log: {level: error}\nbackends:\n")
+	b.WriteString("log: {level: error}\npolicy: {audit: none}\nbackends:\n")
 	urls := map[string]string{}
 	for _, r := range routes {
 		for _, u := range r.backends {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/providers/openai"
@@ -65,6 +66,10 @@ type Server struct {
 	router     *router.Router
 	keys       keyring
 	classifier *classify.Classifier
+	policy     *policies.Engine
+	backends   map[string]config.Backend
+	auditLog   *auditSink
+	stopWatch  context.CancelFunc
 	log        *slog.Logger
 	version    string
 	started    time.Time
@@ -104,7 +109,27 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, classifier: classifier, log: log, version: o.Version, started: time.Now()}
+	engine, err := policies.New(context.Background(), cfg.Policy.Bundle, log)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := openAudit(cfg.Policy.Audit)
+	if err != nil {
+		return nil, err
+	}
+	backends := make(map[string]config.Backend, len(cfg.Backends))
+	for _, b := range cfg.Backends {
+		backends[b.Name] = b
+	}
+	s := &Server{cfg: cfg, router: r, keys: keys, classifier: classifier, policy: engine, backends: backends, auditLog: audit,
+		log: log, version: o.Version, started: time.Now()}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	s.stopWatch = stopWatch
+	go func() {
+		if err := engine.Watch(watchCtx, 250*time.Millisecond); err != nil {
+			log.Error("policy bundle is not watched; changes need a restart", "error", err)
+		}
+	}()
 	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
@@ -200,6 +225,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // those last words before returning ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.stopWatch()
 	err := s.app.ShutdownWithContext(ctx)
 	if err != nil {
 		s.streamsMu.Lock()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,14 @@ func (d *Deployment) ID() string { return d.Backend + "/" + d.Model }
 
 // Healthy reports whether the deployment is currently tried.
 func (d *Deployment) Healthy() bool { return d.health.healthy(time.Now()) }
+
+// P95Latency is the 95th percentile of the last successful non-streaming
+// attempts' durations; 0 before any.
+func (d *Deployment) P95Latency() time.Duration { return d.health.latency.p95() }
+
+// P95TTFT is the 95th percentile of the last streams' time to first event;
+// 0 before any.
+func (d *Deployment) P95TTFT() time.Duration { return d.health.ttft.p95() }
 
 // Route is a public model name and its deployments in order of preference.
 type Route struct {
@@ -116,7 +125,7 @@ var ErrNoDeployment = errors.New("no deployment available")
 // Do runs a non-streaming request through the route's deployments.
 func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Result, error) {
 	var resp *providers.Response
-	d, attempts, err := r.try(ctx, rt, req, func(d *Deployment) (err error) {
+	d, attempts, err := r.try(ctx, rt, req, false, func(d *Deployment) (err error) {
 		resp, err = d.Provider.Do(ctx, req)
 		return err
 	})
@@ -128,7 +137,7 @@ func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Re
 // caller commits to the client only after Stream returns.
 func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) (*StreamResult, error) {
 	var stream providers.Stream
-	d, attempts, err := r.try(ctx, rt, req, func(d *Deployment) error {
+	d, attempts, err := r.try(ctx, rt, req, true, func(d *Deployment) error {
 		s, err := d.Provider.Stream(ctx, req)
 		if err != nil {
 			return err
@@ -153,7 +162,7 @@ func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) 
 // succeeded (nil on failure), every attempt, and the error to answer with:
 // the last one, except that a rate limit seen on the way wins over a later
 // failure, so the client still learns to back off (and when).
-func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, attempt func(*Deployment) error) (*Deployment, []Attempt, error) {
+func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, stream bool, attempt func(*Deployment) error) (*Deployment, []Attempt, error) {
 	var attempts []Attempt
 	var last, limited error
 	for _, d := range r.order(rt) {
@@ -162,6 +171,11 @@ func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, att
 		err := attempt(d)
 		attempts = r.record(ctx, attempts, d, err, start)
 		if err == nil {
+			if took := attempts[len(attempts)-1].Duration; stream {
+				d.health.ttft.add(took)
+			} else {
+				d.health.latency.add(took)
+			}
 			return d, attempts, nil
 		}
 		last = err
@@ -244,6 +258,39 @@ const (
 type health struct {
 	failures  atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds
+
+	// Recent successful attempts: whole-response latency (JSON) and time
+	// to the first event (streams).
+	latency, ttft window
+}
+
+// window keeps the last windowSize samples.
+type window struct {
+	mu      sync.Mutex
+	samples [windowSize]time.Duration
+	n, next int
+}
+
+const windowSize = 64
+
+func (w *window) add(d time.Duration) {
+	w.mu.Lock()
+	w.samples[w.next] = d
+	w.next = (w.next + 1) % windowSize
+	w.n = min(w.n+1, windowSize)
+	w.mu.Unlock()
+}
+
+// p95 is the 95th percentile of the samples; 0 when there are none.
+func (w *window) p95() time.Duration {
+	w.mu.Lock()
+	s := slices.Clone(w.samples[:w.n])
+	w.mu.Unlock()
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	return s[(len(s)*95+99)/100-1]
 }
 
 func (h *health) healthy(now time.Time) bool { return now.UnixNano() >= h.downUntil.Load() }

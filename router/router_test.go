@@ -236,3 +236,23 @@ func TestCanceledContextStopsFallback(t *testing.T) {
 	assert.ErrorIs(t, err, errRetryable)
 	assert.Zero(t, b.calls)
 }
+
+func TestLatencyWindow(t *testing.T) {
+	var w window
+	assert.Zero(t, w.p95())
+	for i := 1; i <= 100; i++ {
+		w.add(time.Duration(i) * time.Millisecond)
+	}
+	// The window holds the last 64 samples, 37..100 ms.
+	assert.Equal(t, 97*time.Millisecond, w.p95())
+}
+
+func TestAttemptsFeedLatency(t *testing.T) {
+	r := New([]*Route{route(&fake{}, &fake{events: []string{"x"}})})
+	rt, _ := r.Lookup("m")
+	_, err := r.Do(context.Background(), rt, &providers.Request{})
+	require.NoError(t, err)
+	assert.Positive(t, rt.Deployments[0].P95Latency())
+	assert.Zero(t, rt.Deployments[0].P95TTFT())
+	assert.Zero(t, rt.Deployments[1].P95Latency(), "never tried")
+}

@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/switchyard/switchyard/classify"
+	"github.com/switchyard/switchyard/policies"
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Request headers that feed the policy.
+const (
+	HeaderDataClass    = "X-Switchyard-Data-Class"
+	HeaderMaxLatency   = "X-Switchyard-Max-Latency-Ms"
+	HeaderOriginRegion = "X-Switchyard-Origin-Region"
+	HeaderDecisionID   = "X-Switchyard-Decision-Id"
+)
+
+// defaultOutputEstimate stands in for max_tokens when a request sets none,
+// in the cost estimate the policy compares against caps.
+const defaultOutputEstimate = 1024
+
+// decide asks the policy where the request may go. It returns the route to
+// run: the allowed deployments in the policy's order, those of a kind with
+// a redaction obligation sending the redacted body. A denial is a 403.
+func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
+	in := s.policyInput(c, call, p, rec)
+	id := "dec_" + strings.TrimPrefix(newRequestID(), "req_")
+	c.Set(HeaderDecisionID, id)
+	d, err := s.policy.Decide(context.Background(), in)
+	if err != nil {
+		if s.cfg.Policy.OnError == "open" {
+			s.log.Error("policy evaluation failed; routing unfiltered (policy.on_error: open)", "request_id", rec.requestID, "error", err)
+			return call.route, nil
+		}
+		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
+			Message: fmt.Sprintf("The routing policy could not be evaluated (decision %s); the request was refused.", id), Err: err}
+	}
+	s.audit(id, in, d)
+	if !d.Allow {
+		codes := make([]string, len(d.Deny))
+		for i, r := range d.Deny {
+			codes[i] = r.Code
+		}
+		msg := fmt.Sprintf("Refused by policy (%s), decision %s: %s.", strings.Join(codes, ", "), id, d.Deny[0].Message)
+		if len(d.Excluded) > 0 {
+			msg += " Excluded: " + describeExcluded(d.Excluded) + "."
+		}
+		return nil, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
+	}
+	if max := d.Obligations.MaxOutputTokens; max > 0 {
+		call.body = capOutputTokens(call.body, max)
+	}
+	return s.routeFor(call, d)
+}
+
+func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record) *policies.Input {
+	root := gjson.ParseBytes(call.body)
+	maxOut := root.Get("max_completion_tokens").Int()
+	if maxOut == 0 {
+		maxOut = root.Get("max_tokens").Int()
+	}
+	promptEst := estimateTokens(len(call.body))
+	outEst := maxOut
+	if outEst == 0 && call.op != providers.OpEmbeddings {
+		outEst = defaultOutputEstimate
+	}
+	slo, _ := strconv.ParseInt(c.Get(HeaderMaxLatency), 10, 64)
+	in := &policies.Input{
+		Request: policies.Request{
+			ID: rec.requestID, Operation: string(call.op), Model: call.model, Stream: call.stream,
+			EstimatedInputTokens: promptEst, MaxOutputTokens: maxOut,
+			DataClass:    strings.ToLower(strings.Clone(c.Get(HeaderDataClass))),
+			Entities:     call.findings.Counts(),
+			OriginRegion: strings.Clone(c.Get(HeaderOriginRegion)),
+			LatencySLOMs: max(slo, 0),
+		},
+		Subject: policies.Subject{Tenant: p.Tenant, Team: p.Team, User: p.User, KeyID: p.KeyID},
+	}
+	if in.Request.Entities == nil {
+		in.Request.Entities = map[string]int{}
+	}
+	for _, d := range call.route.Deployments {
+		b := s.backends[d.Backend]
+		in.Candidates = append(in.Candidates, policies.Candidate{
+			ID: d.ID(), Backend: d.Backend, Provider: b.Provider, Kind: d.Kind,
+			Region: b.Region, Jurisdiction: b.Jurisdiction, Healthy: d.Healthy(),
+			P95LatencyMs:      float64(d.P95Latency().Microseconds()) / 1000,
+			TTFTMs:            float64(d.P95TTFT().Microseconds()) / 1000,
+			EstCostUSD:        d.Price.Cost(promptEst, 0, outEst).USD(),
+			ContextWindow:     b.ContextWindow,
+			ZeroDataRetention: b.ZeroDataRetention,
+		})
+	}
+	return in
+}
+
+// routeFor is the route the policy allows, in its order.
+func (s *Server) routeFor(call *call, d *policies.Decision) (*router.Route, error) {
+	byID := make(map[string]*router.Deployment, len(call.route.Deployments))
+	for _, dep := range call.route.Deployments {
+		byID[dep.ID()] = dep
+	}
+	rt := &router.Route{Name: call.route.Name}
+	bodies := map[string][]byte{} // kind -> redacted body
+	for _, id := range d.Routes {
+		dep, ok := byID[id]
+		if !ok {
+			continue // the policy named a deployment that is not a candidate
+		}
+		if labels := d.Redact[dep.Kind]; len(labels) > 0 && len(call.findings.Fields) > 0 {
+			body, ok := bodies[dep.Kind]
+			if !ok {
+				set := make(map[string]bool, len(labels))
+				for _, l := range labels {
+					set[l] = true
+				}
+				var err error
+				if body, _, err = (&classify.Redactor{Labels: set}).Body(call.body, call.findings); err != nil {
+					return nil, fmt.Errorf("redacting for %s backends: %w", dep.Kind, err)
+				}
+				bodies[dep.Kind] = body
+			}
+			cp := *dep // shares the health of the original
+			cp.Provider = redacting{Provider: dep.Provider, body: body}
+			dep = &cp
+		}
+		rt.Deployments = append(rt.Deployments, dep)
+	}
+	return rt, nil
+}
+
+// redacting sends a redacted body in place of the client's.
+type redacting struct {
+	providers.Provider
+	body []byte
+}
+
+func (r redacting) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
+	q := *req
+	q.Body = r.body
+	return r.Provider.Do(ctx, &q)
+}
+
+func (r redacting) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
+	q := *req
+	q.Body = r.body
+	return r.Provider.Stream(ctx, &q)
+}
+
+// capOutputTokens enforces a max-output obligation on the request body.
+func capOutputTokens(body []byte, limit int64) []byte {
+	key := "max_tokens"
+	if gjson.GetBytes(body, "max_completion_tokens").Exists() {
+		key = "max_completion_tokens"
+	}
+	if cur := gjson.GetBytes(body, key); cur.Exists() && cur.Int() > 0 && cur.Int() <= limit {
+		return body
+	}
+	if out, err := sjson.SetBytes(body, key, limit); err == nil {
+		return out
+	}
+	return body
+}
+
+// auditRecord is one decision in the audit trail. It never holds prompt
+// text: entity labels and counts only.
+type auditRecord struct {
+	Time        time.Time            `json:"time"`
+	DecisionID  string               `json:"decision_id"`
+	RequestID   string               `json:"request_id"`
+	Revision    string               `json:"revision"`
+	Subject     policies.Subject     `json:"subject"`
+	Model       string               `json:"model"`
+	DataClass   string               `json:"data_class,omitempty"`
+	Entities    map[string]int       `json:"entities,omitempty"`
+	Allow       bool                 `json:"allow"`
+	Deny        []string             `json:"deny,omitempty"`
+	Routes      []string             `json:"routes"`
+	Excluded    map[string][]string  `json:"excluded,omitempty"`
+	Redact      map[string][]string  `json:"redact,omitempty"`
+	Obligations policies.Obligations `json:"obligations"`
+}
+
+// auditSink writes one JSON line per decision.
+type auditSink struct {
+	mu sync.Mutex
+	w  io.Writer // nil discards
+}
+
+func openAudit(target string) (*auditSink, error) {
+	switch target {
+	case "none":
+		return &auditSink{}, nil
+	case "stdout":
+		return &auditSink{w: os.Stdout}, nil
+	case "stderr":
+		return &auditSink{w: os.Stderr}, nil
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening policy audit file: %w", err)
+	}
+	return &auditSink{w: f}, nil
+}
+
+func (s *Server) audit(id string, in *policies.Input, d *policies.Decision) {
+	if s.auditLog.w == nil {
+		return
+	}
+	rec := auditRecord{
+		Time: time.Now().UTC(), DecisionID: id, RequestID: in.Request.ID, Revision: d.Revision,
+		Subject: in.Subject, Model: in.Request.Model, DataClass: in.Request.DataClass, Entities: in.Request.Entities,
+		Allow: d.Allow, Routes: d.Routes, Obligations: d.Obligations,
+	}
+	for _, r := range d.Deny {
+		rec.Deny = append(rec.Deny, r.Code)
+	}
+	if len(d.Excluded) > 0 {
+		rec.Excluded = map[string][]string{}
+		for dep, reasons := range d.Excluded {
+			for _, r := range reasons {
+				rec.Excluded[dep] = append(rec.Excluded[dep], r.Code)
+			}
+			sort.Strings(rec.Excluded[dep])
+		}
+	}
+	for kind, labels := range d.Redact {
+		if len(labels) > 0 {
+			if rec.Redact == nil {
+				rec.Redact = map[string][]string{}
+			}
+			rec.Redact[kind] = labels
+		}
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	s.auditLog.mu.Lock()
+	defer s.auditLog.mu.Unlock()
+	_, _ = s.auditLog.w.Write(append(line, '\n'))
+}
+
+// describeExcluded lists excluded deployments with their reason codes:
+// "openai/gpt-4o (COST_CAP, LOCAL_ONLY)".
+func describeExcluded(ex map[string][]policies.Reason) string {
+	ids := make([]string, 0, len(ex))
+	for id := range ex {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		codes := make([]string, len(ex[id]))
+		for j, r := range ex[id] {
+			codes[j] = r.Code
+		}
+		sort.Strings(codes)
+		parts[i] = id + " (" + strings.Join(codes, ", ") + ")"
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,193 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+)
+
+// policyBackend is an upstream of a given kind and jurisdiction that
+// records what it was sent.
+type policyBackend struct {
+	name, kind, jurisdiction string
+	price                    string
+	up                       *upstream
+	delay                    time.Duration
+	calls                    atomic.Int32
+}
+
+func newPolicyBackend(t *testing.T, name, kind, jurisdiction string) *policyBackend {
+	b := &policyBackend{name: name, kind: kind, jurisdiction: jurisdiction, price: "{input_per_mtok: 1, output_per_mtok: 2}"}
+	b.up = newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b.calls.Add(1)
+		if b.delay > 0 {
+			<-time.After(b.delay) // a backend that takes its time
+		}
+		writeJSON(w, 200, chatCompletion("m", "answered by "+name, 10, 5, 0))
+	})
+	return b
+}
+
+// policyGateway serves one model, "chat", deployed on the backends in
+// order, with the given keys (tenant/team pairs) and extra config.
+func policyGateway(t *testing.T, extra string, backends ...*policyBackend) (string, *config.Config) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("server: {listen: 127.0.0.1:0}\nlog: {level: error}\n")
+	b.WriteString(extra)
+	b.WriteString("backends:\n")
+	for _, pb := range backends {
+		fmt.Fprintf(&b, "  - {name: %s, kind: %s, jurisdiction: %s, base_url: %s/v1, api_key: k, price: %s}\n", pb.name, pb.kind, pb.jurisdiction, pb.up.URL, pb.price)
+	}
+	b.WriteString("models:\n  - name: chat\n    deployments:\n")
+	for _, pb := range backends {
+		fmt.Fprintf(&b, "      - {backend: %s, model: m}\n", pb.name)
+	}
+	b.WriteString("keys:\n")
+	for _, k := range []struct{ id, tenant, team string }{{"plain", "t", "t"}, {"eu", "eu-bank", "t"}, {"redact", "acme", "t"}, {"finance", "t", "finance"}} {
+		fmt.Fprintf(&b, "  - {id: %s, sha256: %s, tenant: %s, team: %s}\n", k.id, gateway.HashKey("sk-"+k.id), k.tenant, k.team)
+	}
+	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
+	require.NoError(t, err, b.String())
+	base, _ := startGateway(t, cfg)
+	return base, cfg
+}
+
+func ask(t *testing.T, base, key, prompt string, opts ...option.RequestOption) (*openai.ChatCompletion, *http.Response, error) {
+	t.Helper()
+	var resp *http.Response
+	got, err := sdk(base, append([]option.RequestOption{option.WithAPIKey(key), option.WithResponseInto(&resp)}, opts...)...).
+		Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+	})
+	return got, resp, err
+}
+
+func bodiesSent(b *policyBackend) string {
+	var all []string
+	for _, r := range b.up.received() {
+		all = append(all, fmt.Sprint(r.Body["messages"]))
+	}
+	return strings.Join(all, "\n")
+}
+
+func TestPolicyCardNumberStaysLocal(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	base, _ := policyGateway(t, "policy: {audit: none}\n", openaiUS, vllm)
+
+	// Without sensitive data the proprietary backend, first in order, answers.
+	got, resp, err := ask(t, base, "sk-plain", "What is the capital of France?")
+	require.NoError(t, err)
+	assert.Equal(t, "answered by openai", got.Choices[0].Message.Content)
+	assert.NotEmpty(t, resp.Header.Get("X-Switchyard-Decision-Id"))
+
+	got, _, err = ask(t, base, "sk-plain", "Charge my card 4111 1111 1111 1111 please")
+	require.NoError(t, err)
+	assert.Equal(t, "answered by vllm", got.Choices[0].Message.Content)
+	assert.NotContains(t, bodiesSent(openaiUS), "4111", "the card number never reached the proprietary backend")
+	assert.Contains(t, bodiesSent(vllm), "4111 1111 1111 1111")
+}
+
+func TestPolicyEUPinnedTenantNeverLeavesTheEU(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	azureEU := newPolicyBackend(t, "azure", "proprietary", "EU")
+	base, _ := policyGateway(t, "policy: {audit: none}\n", openaiUS, azureEU)
+	for range 3 {
+		got, _, err := ask(t, base, "sk-eu", "Summarise our Q3 results")
+		require.NoError(t, err)
+		assert.Equal(t, "answered by azure", got.Choices[0].Message.Content)
+	}
+	assert.Zero(t, openaiUS.calls.Load())
+
+	// Even when the EU backend is down, the tenant is not sent to the US.
+	azureEU.up.Close()
+	_, _, err := ask(t, base, "sk-eu", "Summarise our Q3 results")
+	var apiErr *openai.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 502, apiErr.StatusCode)
+	assert.Zero(t, openaiUS.calls.Load())
+}
+
+func TestPolicyOverCapIsRefused(t *testing.T) {
+	pricey := newPolicyBackend(t, "openai", "proprietary", "US")
+	pricey.price = "{input_per_mtok: 15, output_per_mtok: 75}"
+	base, _ := policyGateway(t, "policy: {audit: none}\n", pricey)
+	// finance caps a request at $0.05; 1,000 output tokens at $75/M is $0.075.
+	_, _, err := ask(t, base, "sk-finance", "Write a long report", option.WithJSONSet("max_tokens", 1000))
+	var apiErr *openai.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 403, apiErr.StatusCode)
+	assert.Equal(t, "permission_error", apiErr.Type)
+	assert.Equal(t, "no_eligible_backend", apiErr.Code)
+	assert.Contains(t, apiErr.Message, "openai/m (COST_CAP)")
+	assert.Contains(t, apiErr.Message, "decision dec_")
+	assert.NotEmpty(t, apiErr.Response.Header.Get("X-Switchyard-Decision-Id"))
+	assert.Zero(t, pricey.calls.Load())
+
+	// A small request fits under the cap.
+	_, _, err = ask(t, base, "sk-finance", "Hi", option.WithJSONSet("max_tokens", 100))
+	require.NoError(t, err)
+}
+
+func TestPolicyRedactsForProprietaryBackends(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	base, _ := policyGateway(t, "policy: {audit: none}\n", openaiUS)
+	_, _, err := ask(t, base, "sk-redact", "Email jane.doe@example.com and cc jane.doe@example.com, or call +44 20 7946 0958")
+	require.NoError(t, err)
+	sent := bodiesSent(openaiUS)
+	assert.Contains(t, sent, "Email [EMAIL_1] and cc [EMAIL_1], or call [PHONE_1]")
+	assert.NotContains(t, sent, "jane.doe")
+	assert.NotContains(t, sent, "7946")
+}
+
+func TestPolicyLatencySLOExcludesSlowBackend(t *testing.T) {
+	slow := newPolicyBackend(t, "slow", "selfhosted", "EU")
+	slow.delay = 150 * time.Millisecond
+	fast := newPolicyBackend(t, "fast", "selfhosted", "EU")
+	base, _ := policyGateway(t, "policy: {audit: none}\n", slow, fast)
+
+	// The first request teaches the router how slow "slow" is.
+	got, _, err := ask(t, base, "sk-plain", "hi")
+	require.NoError(t, err)
+	assert.Equal(t, "answered by slow", got.Choices[0].Message.Content)
+
+	got, _, err = ask(t, base, "sk-plain", "hi", option.WithHeader("X-Switchyard-Max-Latency-Ms", "100"))
+	require.NoError(t, err)
+	assert.Equal(t, "answered by fast", got.Choices[0].Message.Content)
+	assert.EqualValues(t, 1, slow.calls.Load())
+}
+
+func TestPolicyAuditTrail(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	base, _ := policyGateway(t, "policy: {audit: "+path+"}\n", openaiUS, vllm)
+	_, resp, err := ask(t, base, "sk-plain", "my SSN is 123-45-6789")
+	require.NoError(t, err)
+
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	line := string(data)
+	assert.Contains(t, line, `"decision_id":"`+resp.Header.Get("X-Switchyard-Decision-Id")+`"`)
+	assert.Contains(t, line, `"entities":{"US_SSN":1}`)
+	assert.Contains(t, line, `"routes":["vllm/m"]`)
+	assert.Contains(t, line, `"excluded":{"openai/m":["LOCAL_ONLY"]}`)
+	assert.Contains(t, line, `"revision":"`)
+	assert.NotContains(t, line, "6789", "never prompt text")
+	assert.Equal(t, 1, strings.Count(line, "\n"))
+}
