@@ -235,19 +235,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (*Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluating policy: %w", err)
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, ErrUndefined
-	}
-	raw, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("reading policy result: %w", err)
-	}
-	d := &Decision{}
-	if err := json.Unmarshal(raw, d); err != nil {
-		return nil, fmt.Errorf("policy result does not match the contract: %w", err)
-	}
-	d.Revision = c.revision
-	return d, nil
+	return decode(rs, c.revision)
 }
 
 // Watch reloads the bundle when files under its directory change, until

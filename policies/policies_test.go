@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +186,21 @@ func itoa(i int) string {
 		b = append([]byte{byte('0' + i%10)}, b...)
 	}
 	return string(b)
+}
+
+func TestExplainNamesTheRulesThatFired(t *testing.T) {
+	e, err := New(context.Background(), "", nil)
+	require.NoError(t, err)
+	x, err := e.Explain(context.Background(), &Input{
+		Subject:    Subject{Tenant: "eu-bank"},
+		Request:    Request{Model: "default", Entities: map[string]int{"EMAIL": 1}},
+		Candidates: candidates(),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ollama/llama3.2"}, x.Decision.Routes)
+	fired := strings.Join(x.Fired, "\n")
+	assert.Contains(t, fired, "routing.rego:")
+	assert.Contains(t, fired, "exclusion")
+	assert.Contains(t, fired, "sensitive_reason")
+	assert.NotContains(t, fired, "too_slow", "no SLO, so the latency rule did not fire")
 }

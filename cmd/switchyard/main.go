@@ -4,6 +4,8 @@
 //	switchyard config check [-config PATH]
 //	                                    validate and print the resolved config, secrets masked
 //	switchyard key hash [KEY]           print the SHA-256 that config stores for a virtual key
+//	switchyard policy test|check|explain
+//	                                    test, check and explain routing policies
 //	switchyard version                  print the version
 package main
 
@@ -41,6 +43,7 @@ const usage = `usage:
   switchyard [serve] [-config PATH]        run the gateway (default config: config.yaml)
   switchyard config check [-config PATH]   validate and print the resolved config, secrets masked
   switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
+  switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
   switchyard version                       print the version`
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -92,6 +95,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, gateway.HashKey(key))
 		return nil
+	case "policy":
+		return policyCmd(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", versionString())
 		return nil

@@ -53,3 +53,30 @@ func TestVersionAndUnknown(t *testing.T) {
 	_, err = runCmd(t, "", "serve", "-config", "/does/not/exist.yaml")
 	assert.ErrorContains(t, err, "reading config")
 }
+
+func TestPolicyCommands(t *testing.T) {
+	out, err := runCmd(t, "", "policy", "test")
+	require.NoError(t, err)
+	assert.Contains(t, out, "PASS data.switchyard_test.test_pii_stays_local")
+	assert.Contains(t, out, "0 failed; coverage 100.0%")
+
+	out, err = runCmd(t, "", "policy", "check")
+	require.NoError(t, err)
+	assert.Contains(t, out, "bundle is valid")
+
+	out, err = runCmd(t, "", "policy", "explain", "../../policies/examples/card-number.json")
+	require.NoError(t, err)
+	assert.Contains(t, out, `"routes": [
+      "ollama/llama3.2"
+    ]`)
+	assert.Contains(t, out, "DATA_RESIDENCY")
+	assert.Contains(t, out, "routing.rego:")
+
+	// A broken bundle fails check and test, naming the problem.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package switchyard\n\nimport rego.v1\n\nx if { y := 1; true }\n"), 0o600))
+	_, err = runCmd(t, "", "policy", "check", dir)
+	assert.ErrorContains(t, err, "assigned var y unused")
+	_, err = runCmd(t, "", "policy", "test", "-threshold", "90", dir)
+	assert.Error(t, err)
+}

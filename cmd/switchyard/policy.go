@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/switchyard/switchyard/policies"
+)
+
+const policyUsage = `usage:
+  switchyard policy test [-threshold PCT] [DIR]   run the bundle's Rego tests with coverage
+  switchyard policy check [DIR]                   compile the bundle strictly (as opa check --strict)
+  switchyard policy explain [-bundle DIR] INPUT.json
+                                                  print the decision for a policy input, the excluded
+                                                  deployments with reasons, and the rules that fired
+DIR defaults to the bundle shipped in the binary.`
+
+func policyCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(policyUsage)
+	}
+	ctx := context.Background()
+	switch args[0] {
+	case "test":
+		fset := flag.NewFlagSet("policy test", flag.ContinueOnError)
+		fset.SetOutput(stderr)
+		threshold := fset.Float64("threshold", 0, "fail when coverage is below this percentage")
+		if err := fset.Parse(args[1:]); err != nil {
+			return err
+		}
+		b, err := loadBundleArg(fset.Args())
+		if err != nil {
+			return err
+		}
+		rep, err := policies.Test(ctx, b)
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, r := range rep.Results {
+			status := "PASS"
+			switch {
+			case r.Skip:
+				status = "SKIP"
+			case !r.Pass:
+				status, failed = "FAIL", failed+1
+			}
+			fmt.Fprintf(stdout, "%s %s", status, r.Name)
+			if r.Error != "" {
+				fmt.Fprintf(stdout, ": %s", r.Error)
+			}
+			fmt.Fprintln(stdout)
+			if !r.Pass && r.Output != "" {
+				fmt.Fprintf(stdout, "  output: %s\n", r.Output)
+			}
+		}
+		fmt.Fprintf(stdout, "%d passed, %d failed; coverage %.1f%% (bundle revision %s)\n", len(rep.Results)-failed, failed, rep.Coverage, b.Revision)
+		switch {
+		case !rep.Passed():
+			return errors.New("policy tests failed")
+		case rep.Coverage < *threshold:
+			return fmt.Errorf("coverage %.1f%% is below the threshold %.1f%%", rep.Coverage, *threshold)
+		}
+		return nil
+	case "check":
+		b, err := loadBundleArg(args[1:])
+		if err != nil {
+			return err
+		}
+		if err := policies.Check(b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bundle is valid: %d modules, revision %s\n", len(b.Modules), b.Revision)
+		return nil
+	case "explain":
+		fset := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+		fset.SetOutput(stderr)
+		dir := fset.String("bundle", "", "bundle directory (default: the shipped bundle)")
+		if err := fset.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fset.NArg() != 1 {
+			return errors.New("policy explain needs one INPUT.json (the policy input document; see docs/policy-contract.md)")
+		}
+		raw, err := os.ReadFile(fset.Arg(0))
+		if err != nil {
+			return err
+		}
+		var in policies.Input
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return fmt.Errorf("%s: %w", fset.Arg(0), err)
+		}
+		e, err := policies.New(ctx, *dir, nil)
+		if err != nil {
+			return err
+		}
+		x, err := e.Explain(ctx, &in)
+		if err != nil {
+			return err
+		}
+		out, _ := json.MarshalIndent(x, "", "  ")
+		fmt.Fprintln(stdout, string(out))
+		return nil
+	}
+	return fmt.Errorf("unknown policy command %q\n%s", args[0], policyUsage)
+}
+
+func loadBundleArg(args []string) (*policies.Bundle, error) {
+	var fsys fs.FS = policies.Shipped()
+	switch len(args) {
+	case 0:
+	case 1:
+		fsys = os.DirFS(args[0])
+	default:
+		return nil, errors.New("one bundle directory at most")
+	}
+	return policies.LoadBundle(fsys)
+}
