@@ -30,6 +30,22 @@ const Query = "data.switchyard.decision"
 //go:embed bundle
 var shipped embed.FS
 
+//go:embed schema/input.json
+var inputSchemaJSON []byte
+
+// schemas types `input` in every module against the contract's JSON
+// Schema, so a rule that reads a field the gateway never sends fails to
+// compile instead of silently never firing.
+func schemas() *ast.SchemaSet {
+	var schema any
+	if err := json.Unmarshal(inputSchemaJSON, &schema); err != nil {
+		panic(fmt.Sprintf("policies: embedded input schema: %v", err))
+	}
+	ss := ast.NewSchemaSet()
+	ss.Put(ast.SchemaRootRef, schema)
+	return ss
+}
+
 // Shipped is the bundle that comes with Switchyard.
 func Shipped() fs.FS {
 	sub, err := fs.Sub(shipped, "bundle")
@@ -120,6 +136,7 @@ func prepare(ctx context.Context, b *Bundle) (*compiled, error) {
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
 		rego.Strict(true),
+		rego.Schemas(schemas()),
 		rego.Store(inmem.NewFromObject(b.Data)),
 	}
 	for p, src := range b.Modules {

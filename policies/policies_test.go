@@ -204,3 +204,14 @@ func TestExplainNamesTheRulesThatFired(t *testing.T) {
 	assert.Contains(t, fired, "sensitive_reason")
 	assert.NotContains(t, fired, "too_slow", "no SLO, so the latency rule did not fire")
 }
+
+func TestInputSchemaCatchesMisspelledFields(t *testing.T) {
+	b, err := LoadBundle(Shipped())
+	require.NoError(t, err)
+	b.Modules["typo.rego"] = "package switchyard.typo\n\nimport rego.v1\n\nslow if input.request.latency_slo > 0\n"
+	err = Check(b)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "latency_slo")
+	_, err = prepare(context.Background(), b)
+	assert.Error(t, err, "the serving compile checks the schema too")
+}

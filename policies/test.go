@@ -48,7 +48,7 @@ func Check(b *Bundle) error {
 	if err != nil {
 		return err
 	}
-	c := ast.NewCompiler().WithStrict(true)
+	c := ast.NewCompiler().WithStrict(true).WithSchemas(schemas())
 	if c.Compile(mods); c.Failed() {
 		return c.Errors
 	}
