@@ -71,6 +71,7 @@ wait_http "http://$MOCK_ADDR/healthz" 10 "$MOCK_PID" || { cat "$TMP/mock.log" >&
 KEY_SHA=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 cat >"$TMP/switchyard.yaml" <<EOF
 log: {level: warn}
+policy: {audit: $TMP/audit.jsonl}
 server:
   listen: $GW_ADDR
 backends:

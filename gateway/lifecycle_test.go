@@ -230,10 +230,10 @@ func slowUpstream(delay time.Duration) http.HandlerFunc {
 }
 
 func TestAnswerSlowerThanWriteTimeoutIsDelivered(t *testing.T) {
-	up := newUpstream(t, slowUpstream(300*time.Millisecond))
+	up := newUpstream(t, slowUpstream(900*time.Millisecond))
 	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
 	cfg.Backends[0].Timeouts.FirstByte = 10 * time.Second
-	cfg.Server.WriteTimeout = 100 * time.Millisecond // bounds the client's reading, not the upstream's thinking
+	cfg.Server.WriteTimeout = 300 * time.Millisecond // bounds the client's reading, not the upstream's thinking
 	base, _ := startGateway(t, cfg)
 	got, err := sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
@@ -247,12 +247,12 @@ func TestClientLeavingIsSeenAfterReadTimeout(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		// The upstream takes longer than the gateway's read timeout before
 		// the client gives up.
-		<-time.After(300 * time.Millisecond)
+		<-time.After(600 * time.Millisecond)
 		hangingUpstream(arrived, canceled, false)(w, r)
 	})
 	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
 	cfg.Backends[0].Timeouts.FirstByte = time.Minute
-	cfg.Server.ReadTimeout = 100 * time.Millisecond
+	cfg.Server.ReadTimeout = 250 * time.Millisecond
 	base, _ := startGateway(t, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -278,7 +278,7 @@ func TestContinueOnAConnectionIdleLongerThanWriteTimeout(t *testing.T) {
 		writeJSON(w, 200, chatCompletion("m", "hi", 1, 1, 0))
 	})
 	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{up.URL + "/v1"}})
-	cfg.Server.WriteTimeout = 50 * time.Millisecond
+	cfg.Server.WriteTimeout = 300 * time.Millisecond
 	base, _ := startGateway(t, cfg)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(base, "/v1"), "http://"))
 	require.NoError(t, err)
@@ -297,7 +297,7 @@ func TestContinueOnAConnectionIdleLongerThanWriteTimeout(t *testing.T) {
 
 	// The connection idles past the last response's write deadline; the
 	// "100 Continue" of the next request must still go out.
-	<-time.After(150 * time.Millisecond)
+	<-time.After(900 * time.Millisecond)
 	_, err = io.WriteString(conn, head+"Expect: 100-continue\r\n\r\n")
 	require.NoError(t, err)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))

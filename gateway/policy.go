@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"sort"
@@ -84,7 +85,7 @@ func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record
 	in := &policies.Input{
 		Request: policies.Request{
 			ID: rec.requestID, Operation: string(call.op), Model: call.model, Stream: call.stream,
-			EstimatedInputTokens: promptEst, MaxOutputTokens: maxOut,
+			EstimatedInputTokens: int64(sig2(float64(promptEst))), MaxOutputTokens: maxOut,
 			DataClass:    strings.ToLower(strings.Clone(c.Get(HeaderDataClass))),
 			Entities:     call.findings.Counts(),
 			OriginRegion: strings.Clone(c.Get(HeaderOriginRegion)),
@@ -100,9 +101,9 @@ func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record
 		in.Candidates = append(in.Candidates, policies.Candidate{
 			ID: d.ID(), Backend: d.Backend, Provider: b.Provider, Kind: d.Kind,
 			Region: b.Region, Jurisdiction: b.Jurisdiction, Healthy: d.Healthy(),
-			P95LatencyMs:      float64(d.P95Latency().Microseconds()) / 1000,
-			TTFTMs:            float64(d.P95TTFT().Microseconds()) / 1000,
-			EstCostUSD:        d.Price.Cost(promptEst, 0, outEst).USD(),
+			P95LatencyMs:      sig2(float64(d.P95Latency().Microseconds()) / 1000),
+			TTFTMs:            sig2(float64(d.P95TTFT().Microseconds()) / 1000),
+			EstCostUSD:        sig2(d.Price.Cost(promptEst, 0, outEst).USD()),
 			ContextWindow:     b.ContextWindow,
 			ZeroDataRetention: b.ZeroDataRetention,
 		})
@@ -195,6 +196,9 @@ type auditRecord struct {
 	Excluded    map[string][]string  `json:"excluded,omitempty"`
 	Redact      map[string][]string  `json:"redact,omitempty"`
 	Obligations policies.Obligations `json:"obligations"`
+	// Reused is true when the engine remembered the decision for an
+	// identical input instead of evaluating again.
+	Reused bool `json:"reused"`
 }
 
 // auditSink writes one JSON line per decision.
@@ -226,7 +230,7 @@ func (s *Server) audit(id string, in *policies.Input, d *policies.Decision) {
 	rec := auditRecord{
 		Time: time.Now().UTC(), DecisionID: id, RequestID: in.Request.ID, Revision: d.Revision,
 		Subject: in.Subject, Model: in.Request.Model, DataClass: in.Request.DataClass, Entities: in.Request.Entities,
-		Allow: d.Allow, Routes: d.Routes, Obligations: d.Obligations,
+		Allow: d.Allow, Routes: d.Routes, Obligations: d.Obligations, Reused: d.Reused,
 	}
 	for _, r := range d.Deny {
 		rec.Deny = append(rec.Deny, r.Code)
@@ -275,4 +279,16 @@ func describeExcluded(ex map[string][]policies.Reason) string {
 		parts[i] = id + " (" + strings.Join(codes, ", ") + ")"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// sig2 rounds to two significant figures. Estimates and latencies enter
+// the policy input rounded, so that similar requests make identical inputs
+// and the engine can reuse their decision; a 5% rounding is well inside
+// the error of the estimates themselves.
+func sig2(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	p := math.Pow(10, 1-math.Floor(math.Log10(math.Abs(x))))
+	return math.Round(x*p) / p
 }

@@ -90,6 +90,9 @@ type Decision struct {
 	Obligations Obligations         `json:"obligations"`
 	// Revision identifies the bundle that decided.
 	Revision string `json:"revision"`
+	// Reused is true when the decision was remembered from an identical
+	// input rather than evaluated again.
+	Reused bool `json:"-"`
 }
 
 // Obligations are conditions on an allowed request.

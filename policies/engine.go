@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -151,10 +152,20 @@ func prepare(ctx context.Context, b *Bundle) (*compiled, error) {
 	return &compiled{pq: pq, revision: b.Revision}, nil
 }
 
+// CacheSize is how many distinct decisions an Engine remembers.
+const CacheSize = 10000
+
 // Engine evaluates the current bundle. It is safe for concurrent use.
+//
+// A decision is a pure function of the bundle and the input, so an Engine
+// remembers recent decisions, keyed by the bundle revision and the input
+// without the request id, and reuses them: the gateway rounds the input's
+// numbers to two significant figures so that similar requests share a key.
+// A reload changes the revision and so never reuses an old decision.
 type Engine struct {
-	dir string // "" serves the shipped bundle, which never reloads
-	log *slog.Logger
+	dir   string // "" serves the shipped bundle, which never reloads
+	log   *slog.Logger
+	cache *lru.Cache[string, *Decision]
 
 	cur     atomic.Pointer[compiled]
 	mu      sync.Mutex // serialises reloads and guards lastErr
@@ -178,7 +189,11 @@ func New(ctx context.Context, dir string, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{dir: dir, log: log}
+	cache, err := lru.New[string, *Decision](CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{dir: dir, log: log, cache: cache}
 	c, err := e.load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loading policy bundle %s: %w", e.where(), err)
@@ -241,9 +256,41 @@ func (e *Engine) Status() Status {
 // the gateway fails closed on it like on any evaluation error.
 var ErrUndefined = errors.New("policy decision is undefined")
 
-// Decide evaluates the policy for one request.
+// Decide evaluates the policy for one request, or reuses the decision
+// made for an identical input under the same bundle (Decision.Reused).
+// The returned decision is shared: callers must not modify it.
 func (e *Engine) Decide(ctx context.Context, in *Input) (*Decision, error) {
 	c := e.cur.Load()
+	key, err := cacheKey(c.revision, in)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := e.cache.Get(key); ok {
+		reused := *d
+		reused.Reused = true
+		return &reused, nil
+	}
+	d, err := e.evaluate(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
+	e.cache.Add(key, d)
+	return d, nil
+}
+
+// cacheKey is the revision and the input without its request id, which is
+// the only field that differs between otherwise identical requests.
+func cacheKey(revision string, in *Input) (string, error) {
+	k := *in
+	k.Request.ID = ""
+	raw, err := json.Marshal(&k)
+	if err != nil {
+		return "", fmt.Errorf("building policy input: %w", err)
+	}
+	return revision + "\x00" + string(raw), nil
+}
+
+func (e *Engine) evaluate(ctx context.Context, c *compiled, in *Input) (*Decision, error) {
 	v, err := ast.InterfaceToValue(in)
 	if err != nil {
 		return nil, fmt.Errorf("building policy input: %w", err)

@@ -215,3 +215,33 @@ func TestInputSchemaCatchesMisspelledFields(t *testing.T) {
 	_, err = prepare(context.Background(), b)
 	assert.Error(t, err, "the serving compile checks the schema too")
 }
+
+func TestDecisionsAreReusedPerRevision(t *testing.T) {
+	dir := copyShipped(t)
+	e, err := New(context.Background(), dir, nil)
+	require.NoError(t, err)
+	in := &Input{Subject: Subject{Tenant: "t"}, Request: Request{ID: "req_1", Model: "default"}, Candidates: candidates()}
+	first, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.False(t, first.Reused)
+
+	in.Request.ID = "req_2" // another request, same facts
+	again, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.True(t, again.Reused)
+	assert.Equal(t, first.Routes, again.Routes)
+
+	in.Candidates[0].Healthy = false // a changed fact is a new decision
+	changed, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.False(t, changed.Reused)
+
+	// A new bundle revision never reuses the old decisions.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "extra.rego"), []byte("package switchyard.extra\n\nimport rego.v1\n\nn := 1\n"), 0o644))
+	require.NoError(t, e.Reload(context.Background()))
+	in.Candidates[0].Healthy = true
+	fresh, err := e.Decide(context.Background(), in)
+	require.NoError(t, err)
+	assert.False(t, fresh.Reused)
+	assert.NotEqual(t, first.Revision, fresh.Revision)
+}
