@@ -39,6 +39,7 @@ func TestAccessLogHasEntityCountsNeverText(t *testing.T) {
 	}
 	require.NotNil(t, line, "the request was logged: %s", logs.String())
 	assert.Equal(t, map[string]any{"EMAIL": 2.0, "CREDIT_CARD": 1.0, "EMPLOYEE_ID": 1.0}, line["entities"])
+	assert.Contains(t, line["decision_id"], "dec_", "the access log names the policy decision")
 	for _, secret := range []string{"jane.doe", "4111", "EMP-123456", "Refund"} {
 		assert.NotContains(t, logs.String(), secret, "prompt text never reaches the log")
 	}

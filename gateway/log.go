@@ -15,21 +15,22 @@ import (
 // record is what the access log says about one request. Prompt and
 // completion text never go in it.
 type record struct {
-	requestID string
-	method    string
-	path      string
-	start     time.Time
-	status    int
-	principal *Principal
-	model     string         // public model asked for
-	entities  map[string]int // sensitive data found, by label
-	backend   string
-	upstream  string // upstream model
-	stream    bool
-	attempts  int
-	usage     *providers.Usage
-	cost      pricing.Cost
-	err       *APIError
+	requestID  string
+	method     string
+	path       string
+	start      time.Time
+	status     int
+	principal  *Principal
+	model      string         // public model asked for
+	entities   map[string]int // sensitive data found, by label
+	decisionID string         // the routing policy's decision
+	backend    string
+	upstream   string // upstream model
+	stream     bool
+	attempts   int
+	usage      *providers.Usage
+	cost       pricing.Cost
+	err        *APIError
 }
 
 func (s *Server) emit(r *record) {
@@ -59,6 +60,9 @@ func (s *Server) emit(r *record) {
 	}
 	if len(r.entities) > 0 {
 		attrs = append(attrs, slog.Any("entities", r.entities))
+	}
+	if r.decisionID != "" {
+		attrs = append(attrs, slog.String("decision_id", r.decisionID))
 	}
 	if r.backend != "" {
 		attrs = append(attrs, slog.String("backend", r.backend), slog.String("upstream_model", r.upstream))

@@ -43,6 +43,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	in := s.policyInput(c, call, p, rec)
 	id := "dec_" + strings.TrimPrefix(newRequestID(), "req_")
 	c.Set(HeaderDecisionID, id)
+	rec.decisionID = id
 	d, err := s.policy.Decide(context.Background(), in)
 	if err != nil {
 		if s.cfg.Policy.OnError == "open" {
