@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,16 +279,75 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (*Decision, error) {
 	return d, nil
 }
 
-// cacheKey is the revision and the input without its request id, which is
-// the only field that differs between otherwise identical requests.
+// cacheKey is the revision and every field of the input but the request
+// id, which is the only one that differs between otherwise identical
+// requests. It is built by hand: json.Marshal made it the dearest part of
+// a reused decision.
 func cacheKey(revision string, in *Input) (string, error) {
-	k := *in
-	k.Request.ID = ""
-	raw, err := json.Marshal(&k)
-	if err != nil {
-		return "", fmt.Errorf("building policy input: %w", err)
+	b := make([]byte, 0, 256+128*len(in.Candidates))
+	b = append(b, revision...)
+	sep := func() { b = append(b, 0) }
+	str := func(s string) { sep(); b = strconv.AppendQuote(b, s) }
+	num := func(n int64) { sep(); b = strconv.AppendInt(b, n, 10) }
+	flt := func(f float64) { sep(); b = strconv.AppendFloat(b, f, 'g', -1, 64) }
+	flag := func(v bool) { sep(); b = strconv.AppendBool(b, v) }
+	optF := func(f *float64) {
+		if f == nil {
+			str("-")
+		} else {
+			flt(*f)
+		}
 	}
-	return revision + "\x00" + string(raw), nil
+	optI := func(n *int64) {
+		if n == nil {
+			str("-")
+		} else {
+			num(*n)
+		}
+	}
+	r := in.Request
+	str(r.Operation)
+	str(r.Model)
+	flag(r.Stream)
+	num(r.EstimatedInputTokens)
+	num(r.MaxOutputTokens)
+	str(r.DataClass)
+	str(r.OriginRegion)
+	num(r.LatencySLOMs)
+	labels := make([]string, 0, len(r.Entities))
+	for l := range r.Entities {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		str(l)
+		num(int64(r.Entities[l]))
+	}
+	str("|")
+	str(in.Subject.Tenant)
+	str(in.Subject.Team)
+	str(in.Subject.User)
+	str(in.Subject.KeyID)
+	optF(in.Budget.KeyRemainingUSD)
+	optF(in.Budget.TeamRemainingUSD)
+	optI(in.Budget.KeyRemainingTokens)
+	optI(in.Budget.TeamRemainingTokens)
+	for _, c := range in.Candidates {
+		str("|")
+		str(c.ID)
+		str(c.Backend)
+		str(c.Provider)
+		str(c.Kind)
+		str(c.Region)
+		str(c.Jurisdiction)
+		flag(c.Healthy)
+		flt(c.P95LatencyMs)
+		flt(c.TTFTMs)
+		flt(c.EstCostUSD)
+		num(c.ContextWindow)
+		flag(c.ZeroDataRetention)
+	}
+	return string(b), nil
 }
 
 func (e *Engine) evaluate(ctx context.Context, c *compiled, in *Input) (*Decision, error) {

@@ -245,3 +245,46 @@ func TestDecisionsAreReusedPerRevision(t *testing.T) {
 	assert.False(t, fresh.Reused)
 	assert.NotEqual(t, first.Revision, fresh.Revision)
 }
+
+// TestCacheKeyCoversEveryField guards the hand-built key: changing any
+// field of the input but the request id must change the key.
+func TestCacheKeyCoversEveryField(t *testing.T) {
+	f, i := 1.5, int64(3)
+	base := func() *Input {
+		return &Input{
+			Request:    Request{ID: "a", Operation: "chat", Model: "m", EstimatedInputTokens: 10, MaxOutputTokens: 5, DataClass: "x", Entities: map[string]int{"EMAIL": 1}, OriginRegion: "r", LatencySLOMs: 7},
+			Subject:    Subject{Tenant: "t", Team: "tm", User: "u", KeyID: "k"},
+			Budget:     Budget{KeyRemainingUSD: &f, TeamRemainingUSD: &f, KeyRemainingTokens: &i, TeamRemainingTokens: &i},
+			Candidates: []Candidate{{ID: "c", Backend: "b", Provider: "p", Kind: "local", Region: "r", Jurisdiction: "j", Healthy: true, P95LatencyMs: 1, TTFTMs: 2, EstCostUSD: 3, ContextWindow: 4, ZeroDataRetention: true}},
+		}
+	}
+	key := func(in *Input) string { k, err := cacheKey("rev", in); require.NoError(t, err); return k }
+	ref := key(base())
+	same := base()
+	same.Request.ID = "b"
+	assert.Equal(t, ref, key(same), "the request id is not part of the key")
+
+	f2, i2 := 2.5, int64(4)
+	for name, mutate := range map[string]func(*Input){
+		"operation": func(in *Input) { in.Request.Operation = "x" }, "model": func(in *Input) { in.Request.Model = "x" },
+		"stream": func(in *Input) { in.Request.Stream = true }, "input tokens": func(in *Input) { in.Request.EstimatedInputTokens++ },
+		"max output": func(in *Input) { in.Request.MaxOutputTokens++ }, "data class": func(in *Input) { in.Request.DataClass = "y" },
+		"entities": func(in *Input) { in.Request.Entities["EMAIL"] = 2 }, "new entity": func(in *Input) { in.Request.Entities["IBAN"] = 1 },
+		"origin": func(in *Input) { in.Request.OriginRegion = "x" }, "slo": func(in *Input) { in.Request.LatencySLOMs++ },
+		"tenant": func(in *Input) { in.Subject.Tenant = "x" }, "team": func(in *Input) { in.Subject.Team = "x" },
+		"user": func(in *Input) { in.Subject.User = "x" }, "key id": func(in *Input) { in.Subject.KeyID = "x" },
+		"key usd": func(in *Input) { in.Budget.KeyRemainingUSD = &f2 }, "team usd": func(in *Input) { in.Budget.TeamRemainingUSD = nil },
+		"key tokens": func(in *Input) { in.Budget.KeyRemainingTokens = &i2 }, "team tokens": func(in *Input) { in.Budget.TeamRemainingTokens = nil },
+		"candidate id": func(in *Input) { in.Candidates[0].ID = "x" }, "backend": func(in *Input) { in.Candidates[0].Backend = "x" },
+		"provider": func(in *Input) { in.Candidates[0].Provider = "x" }, "kind": func(in *Input) { in.Candidates[0].Kind = "x" },
+		"region": func(in *Input) { in.Candidates[0].Region = "x" }, "jurisdiction": func(in *Input) { in.Candidates[0].Jurisdiction = "x" },
+		"healthy": func(in *Input) { in.Candidates[0].Healthy = false }, "p95": func(in *Input) { in.Candidates[0].P95LatencyMs++ },
+		"ttft": func(in *Input) { in.Candidates[0].TTFTMs++ }, "cost": func(in *Input) { in.Candidates[0].EstCostUSD++ },
+		"context": func(in *Input) { in.Candidates[0].ContextWindow++ }, "zdr": func(in *Input) { in.Candidates[0].ZeroDataRetention = false },
+		"more candidates": func(in *Input) { in.Candidates = append(in.Candidates, in.Candidates[0]) },
+	} {
+		in := base()
+		mutate(in)
+		assert.NotEqual(t, ref, key(in), name)
+	}
+}

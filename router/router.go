@@ -264,11 +264,13 @@ type health struct {
 	latency, ttft window
 }
 
-// window keeps the last windowSize samples.
+// window keeps the last windowSize samples, and their p95 once asked.
 type window struct {
 	mu      sync.Mutex
 	samples [windowSize]time.Duration
 	n, next int
+	p95ok   bool // cached is the p95 of the current samples
+	cached  time.Duration
 }
 
 const windowSize = 64
@@ -278,19 +280,22 @@ func (w *window) add(d time.Duration) {
 	w.samples[w.next] = d
 	w.next = (w.next + 1) % windowSize
 	w.n = min(w.n+1, windowSize)
+	w.p95ok = false
 	w.mu.Unlock()
 }
 
 // p95 is the 95th percentile of the samples; 0 when there are none.
 func (w *window) p95() time.Duration {
 	w.mu.Lock()
-	s := slices.Clone(w.samples[:w.n])
-	w.mu.Unlock()
-	if len(s) == 0 {
-		return 0
+	defer w.mu.Unlock()
+	if w.p95ok || w.n == 0 {
+		return w.cached
 	}
-	slices.Sort(s)
-	return s[(len(s)*95+99)/100-1]
+	var s [windowSize]time.Duration
+	copy(s[:], w.samples[:w.n])
+	slices.Sort(s[:w.n])
+	w.cached, w.p95ok = s[(w.n*95+99)/100-1], true
+	return w.cached
 }
 
 func (h *health) healthy(now time.Time) bool { return now.UnixNano() >= h.downUntil.Load() }
