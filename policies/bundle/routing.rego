@@ -67,11 +67,10 @@ too_slow(c, slo) if c.p95_latency_ms > slo
 
 too_slow(c, slo) if c.ttft_ms > slo
 
-excluded[id] := reasons if {
-	some c in input.candidates
-	id := c.id
+# A complete object, evaluated once per decision and then indexed.
+excluded := {id: reasons |
+	some id in {e.id | some e in exclusion}
 	reasons := [{"code": e.code, "message": e.message} | some e in exclusion; e.id == id]
-	count(reasons) > 0
 }
 
 # --- request-level denials --------------------------------------------
