@@ -106,6 +106,8 @@ func TestScanPromptAndInput(t *testing.T) {
 	assert.Equal(t, map[string]int{Email: 1}, c.ScanRequest([]byte(`{"prompt":"hi a@b.io"}`)).Counts())
 	assert.Equal(t, map[string]int{USSSN: 2}, c.ScanRequest([]byte(`{"input":["123-45-6789","x 123-45-6789"]}`)).Counts())
 	assert.Nil(t, c.ScanRequest([]byte(`{"input":[1,2,3]}`)).Counts())
+	legacy := `{"messages":[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{\"to\":\"a@b.io\"}"}}]}`
+	assert.Equal(t, map[string]int{Email: 1}, c.ScanRequest([]byte(legacy)).Counts())
 }
 
 // FuzzFind checks that detection never panics, that every span lies inside

@@ -44,9 +44,9 @@ func (f Findings) Labels() []string {
 }
 
 // ScanRequest classifies the text a chat, completion or embeddings request
-// carries: message contents (plain or text parts), tool-call arguments,
-// tool results, prompts and embedding inputs. Image and audio data are not
-// text and are skipped.
+// carries: message contents (plain or text parts), tool-call arguments
+// (and the legacy function_call's), tool results, prompts and embedding
+// inputs. Image and audio data are not text and are skipped.
 func (c *Classifier) ScanRequest(body []byte) Findings {
 	var f Findings
 	visit := func(path string, v gjson.Result) {
@@ -75,6 +75,7 @@ func (c *Classifier) ScanRequest(body []byte) Findings {
 			visit(p+".tool_calls."+j.String()+".function.arguments", tc.Get("function.arguments"))
 			return true
 		})
+		visit(p+".function_call.arguments", m.Get("function_call.arguments")) // the legacy functions API
 		return true
 	})
 	for _, key := range []string{"prompt", "input"} {
