@@ -188,3 +188,32 @@ func FuzzWindowsAgreeWithFullScan(f *testing.F) {
 		}
 	})
 }
+
+func TestScanEveryTextField(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	ssn := "123-45-6789"
+	for name, body := range map[string]string{
+		"message name":         `{"messages":[{"role":"user","name":"` + ssn + `","content":"hi"}]}`,
+		"tool description":     `{"tools":[{"type":"function","function":{"name":"f","description":"call ` + ssn + `"}}]}`,
+		"legacy functions":     `{"functions":[{"name":"f","description":"` + ssn + `"}]}`,
+		"response schema":      `{"response_format":{"type":"json_schema","json_schema":{"schema":{"properties":{"x":{"description":"` + ssn + `"}}}}}}`,
+		"refusal":              `{"messages":[{"role":"assistant","refusal":"` + ssn + `"}]}`,
+		"other part types":     `{"messages":[{"role":"user","content":[{"type":"input_text","text":"` + ssn + `"}]}]}`,
+		"stop":                 `{"stop":["` + ssn + `"]}`,
+		"user":                 `{"user":"` + ssn + `"}`,
+		"key with a dot":       `{"metadata":{"a.b":"` + ssn + `"}}`,
+		"tool result in parts": `{"messages":[{"role":"tool","tool_call_id":"c","content":[{"type":"text","text":"` + ssn + `"}]}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := c.ScanRequest([]byte(body))
+			assert.Equal(t, map[string]int{USSSN: 1}, f.Counts())
+			out, _, err := (&Redactor{}).Body([]byte(body), f)
+			require.NoError(t, err)
+			assert.NotContains(t, string(out), ssn, "redaction reaches the field")
+			assert.Contains(t, string(out), "[US_SSN_1]")
+		})
+	}
+	// Identifiers and binary data are not scanned.
+	assert.Nil(t, c.ScanRequest([]byte(`{"model":"`+ssn+`","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,4111111111111111"}}]}]}`)).Counts())
+}

@@ -43,53 +43,68 @@ func (f Findings) Labels() []string {
 	return out
 }
 
-// ScanRequest classifies the text a chat, completion or embeddings request
-// carries: message contents (plain or text parts), tool-call arguments
-// (and the legacy function_call's), tool results, prompts and embedding
-// inputs. Image and audio data are not text and are skipped.
+// ScanRequest classifies every string in a request body, wherever it is:
+// message contents and text parts, names, tool definitions and tool-call
+// arguments, response-format schemas, prompts, embedding inputs, user ids.
+// Scanning everything, rather than the fields known today, means a field
+// the API adds tomorrow cannot carry data past the policy. Only values that
+// are not text are skipped: model and ids, role and type tags, and inline
+// image, audio and file data.
 func (c *Classifier) ScanRequest(body []byte) Findings {
 	var f Findings
-	visit := func(path string, v gjson.Result) {
-		if v.Type != gjson.String || v.Str == "" {
-			return
-		}
+	c.walk(gjson.ParseBytes(body), "", &f)
+	return f
+}
+
+// notText are keys whose string values are identifiers or binary data.
+var notText = map[string]bool{
+	"model": true, "role": true, "type": true, "id": true, "tool_call_id": true,
+	"object": true, "encoding_format": true, "detail": true, "format": true,
+	"url": true, "data": true, "file_data": true, "file_id": true,
+}
+
+func (c *Classifier) walk(v gjson.Result, path string, f *Findings) {
+	switch {
+	case v.IsObject():
+		v.ForEach(func(k, child gjson.Result) bool {
+			if child.Type == gjson.String && notText[k.Str] {
+				return true
+			}
+			c.walk(child, joinPath(path, escapePathKey(k.Str)), f)
+			return true
+		})
+	case v.IsArray():
+		v.ForEach(func(i, child gjson.Result) bool {
+			c.walk(child, joinPath(path, i.String()), f)
+			return true
+		})
+	case v.Type == gjson.String && v.Str != "":
 		if spans := c.Find(v.Str); len(spans) > 0 {
 			f.Fields = append(f.Fields, Field{Path: path, Text: v.Str, Spans: spans})
 		}
 	}
-	root := gjson.ParseBytes(body)
-	root.Get("messages").ForEach(func(i, m gjson.Result) bool {
-		p := "messages." + i.String()
-		content := m.Get("content")
-		if content.IsArray() {
-			content.ForEach(func(j, part gjson.Result) bool {
-				if part.Get("type").Str == "text" {
-					visit(p+".content."+j.String()+".text", part.Get("text"))
-				}
-				return true
-			})
-		} else {
-			visit(p+".content", content)
-		}
-		m.Get("tool_calls").ForEach(func(j, tc gjson.Result) bool {
-			visit(p+".tool_calls."+j.String()+".function.arguments", tc.Get("function.arguments"))
-			return true
-		})
-		visit(p+".function_call.arguments", m.Get("function_call.arguments")) // the legacy functions API
-		return true
-	})
-	for _, key := range []string{"prompt", "input"} {
-		v := root.Get(key)
-		if v.IsArray() {
-			v.ForEach(func(i, s gjson.Result) bool {
-				visit(key+"."+i.String(), s)
-				return true
-			})
-		} else {
-			visit(key, v)
-		}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
 	}
-	return f
+	return path + "." + key
+}
+
+// escapePathKey escapes the characters gjson and sjson give meaning to.
+func escapePathKey(k string) string {
+	if !strings.ContainsAny(k, ".*?|#@!\\:") {
+		return k
+	}
+	var b strings.Builder
+	for _, r := range k {
+		if strings.ContainsRune(".*?|#@!\\:", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Redactor replaces entities with typed placeholders, [EMAIL_1],

@@ -67,6 +67,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "bad JSON", body: []byte(`{"model":`), status: 400, typ: "invalid_request_error", code: "invalid_json"},
 		{name: "not an object", body: []byte(`[1,2]`), status: 400, typ: "invalid_request_error", code: "invalid_json"},
+		{name: "duplicate key", body: []byte(`{"model":"down","messages":[{"role":"user","content":"hi","content":"123-45-6789"}]}`), status: 400, typ: "invalid_request_error", code: "invalid_json", msgHas: `"content"`},
 		{name: "missing model", body: []byte(`{"messages":[]}`), status: 400, typ: "invalid_request_error", code: "missing_required_parameter", param: "model"},
 		{name: "model not a string", body: []byte(`{"model":42}`), status: 400, typ: "invalid_request_error", code: "invalid_type", param: "model"},
 		{name: "stream not a boolean", body: []byte(`{"model":"down","stream":"yes"}`), status: 400, typ: "invalid_request_error", code: "invalid_type", param: "stream"},

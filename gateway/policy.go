@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/switchyard/switchyard/classify"
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/router"
@@ -45,10 +46,12 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	c.Set(HeaderDecisionID, id)
 	rec.decisionID = id
 	d, err := s.policy.Decide(context.Background(), in)
+	if err == nil {
+		err = checkDecision(d)
+	}
 	if err != nil {
 		if s.cfg.Policy.OnError == "open" {
-			s.log.Error("policy evaluation failed; routing unfiltered (policy.on_error: open)", "request_id", rec.requestID, "error", err)
-			return call.route, nil
+			return s.failOpen(call, rec, err)
 		}
 		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
 			Message: fmt.Sprintf("The routing policy could not be evaluated (decision %s); the request was refused.", id), Err: err}
@@ -65,7 +68,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 		}
 		return nil, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
 	}
-	if max := d.Obligations.MaxOutputTokens; max > 0 {
+	if max := d.Obligations.MaxOutputTokens; max > 0 && call.op != providers.OpEmbeddings {
 		call.body = capOutputTokens(call.body, max)
 	}
 	return s.routeFor(call, d)
@@ -97,6 +100,10 @@ func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record
 	if in.Request.Entities == nil {
 		in.Request.Entities = map[string]int{}
 	}
+	in.Request.Categories = make(map[string]string, len(in.Request.Entities))
+	for label := range in.Request.Entities {
+		in.Request.Categories[label] = s.classifier.Category(label)
+	}
 	for _, d := range call.route.Deployments {
 		b := s.backends[d.Backend]
 		in.Candidates = append(in.Candidates, policies.Candidate{
@@ -104,7 +111,7 @@ func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record
 			Region: b.Region, Jurisdiction: b.Jurisdiction, Healthy: d.Healthy(),
 			P95LatencyMs:      sig2(float64(d.P95Latency().Microseconds()) / 1000),
 			TTFTMs:            sig2(float64(d.P95TTFT().Microseconds()) / 1000),
-			EstCostUSD:        sig2(d.Price.Cost(promptEst, 0, outEst).USD()),
+			EstCostUSD:        sig2Up(d.Price.Cost(promptEst, 0, outEst).USD()),
 			ContextWindow:     b.ContextWindow,
 			ZeroDataRetention: b.ZeroDataRetention,
 		})
@@ -208,6 +215,16 @@ type auditSink struct {
 	w  io.Writer // nil discards
 }
 
+// close flushes and closes a file sink; later writes are dropped.
+func (a *auditSink) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f, ok := a.w.(*os.File); ok && f != os.Stdout && f != os.Stderr {
+		_ = f.Close()
+	}
+	a.w = nil
+}
+
 func openAudit(target string) (*auditSink, error) {
 	switch target {
 	case "none":
@@ -225,7 +242,7 @@ func openAudit(target string) (*auditSink, error) {
 }
 
 func (s *Server) audit(id string, in *policies.Input, d *policies.Decision) {
-	if s.auditLog.w == nil {
+	if s.cfg.Policy.Audit == "none" {
 		return
 	}
 	rec := auditRecord{
@@ -259,7 +276,9 @@ func (s *Server) audit(id string, in *policies.Input, d *policies.Decision) {
 	}
 	s.auditLog.mu.Lock()
 	defer s.auditLog.mu.Unlock()
-	_, _ = s.auditLog.w.Write(append(line, '\n'))
+	if s.auditLog.w != nil {
+		_, _ = s.auditLog.w.Write(append(line, '\n'))
+	}
 }
 
 // describeExcluded lists excluded deployments with their reason codes:
@@ -292,4 +311,47 @@ func sig2(x float64) float64 {
 	}
 	p := math.Pow(10, 1-math.Floor(math.Log10(math.Abs(x))))
 	return math.Round(x*p) / p
+}
+
+// sig2Up rounds up to two significant figures: a cost estimate never
+// rounds below a cap it exceeds.
+func sig2Up(x float64) float64 {
+	if x <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	p := math.Pow(10, 1-math.Floor(math.Log10(x)))
+	return math.Ceil(x*p-1e-9) / p
+}
+
+// checkDecision refuses results that break the contract, so that a
+// custom bundle's mistake fails like an evaluation error, not a crash.
+func checkDecision(d *policies.Decision) error {
+	switch {
+	case !d.Allow && len(d.Deny) == 0:
+		return fmt.Errorf("policy denied without a reason (allow is false and deny is empty)")
+	case d.Allow && len(d.Routes) == 0:
+		return fmt.Errorf("policy allowed the request but named no route")
+	}
+	return nil
+}
+
+// failOpen is policy.on_error: open. The request is routed as configured,
+// except that a request carrying sensitive data never goes to a
+// proprietary backend: failing open must not fail into a leak.
+func (s *Server) failOpen(call *call, rec *record, cause error) (*router.Route, error) {
+	s.log.Error("policy evaluation failed; routing without it (policy.on_error: open)", "request_id", rec.requestID, "error", cause)
+	if len(call.findings.Fields) == 0 {
+		return call.route, nil
+	}
+	rt := &router.Route{Name: call.route.Name}
+	for _, d := range call.route.Deployments {
+		if d.Kind != config.KindProprietary {
+			rt.Deployments = append(rt.Deployments, d)
+		}
+	}
+	if len(rt.Deployments) == 0 {
+		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
+			Message: "The routing policy could not be evaluated and the request carries sensitive data, which may only go to local or self-hosted backends; none serves this model.", Err: cause}
+	}
+	return rt, nil
 }

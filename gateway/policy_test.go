@@ -191,3 +191,47 @@ func TestPolicyAuditTrail(t *testing.T) {
 	assert.NotContains(t, line, "6789", "never prompt text")
 	assert.Equal(t, 1, strings.Count(line, "\n"))
 }
+
+func TestPolicyCustomDetectorCategoryIsObeyed(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	base, _ := policyGateway(t, "policy: {audit: none}\nclassification:\n  custom:\n    - {label: PROJECT, pattern: 'Project Falcon', category: secret}\n", openaiUS, vllm)
+	got, _, err := ask(t, base, "sk-plain", "Status of Project Falcon?")
+	require.NoError(t, err)
+	assert.Equal(t, "answered by vllm", got.Choices[0].Message.Content)
+	assert.NotContains(t, bodiesSent(openaiUS), "Falcon")
+}
+
+// writeBundle writes a one-file policy bundle.
+func writeBundle(t *testing.T, rego string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package switchyard\n\nimport rego.v1\n\n"+rego), 0o644))
+	return dir
+}
+
+func TestPolicyBrokenContract(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	// A custom bundle that denies without saying why breaks the contract.
+	dir := writeBundle(t, `decision := {"allow": false, "deny": [], "routes": [], "excluded": {}, "redact": {}, "obligations": {}}`+"\n")
+
+	t.Run("closed", func(t *testing.T) {
+		base, _ := policyGateway(t, "policy: {audit: none, bundle: "+dir+"}\n", openaiUS, vllm)
+		_, _, err := ask(t, base, "sk-plain", "hi")
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, 503, apiErr.StatusCode)
+		assert.Equal(t, "policy_error", apiErr.Code)
+	})
+	t.Run("open keeps sensitive data off proprietary backends", func(t *testing.T) {
+		base, _ := policyGateway(t, "policy: {audit: none, on_error: open, bundle: "+dir+"}\n", openaiUS, vllm)
+		got, _, err := ask(t, base, "sk-plain", "hi")
+		require.NoError(t, err)
+		assert.Equal(t, "answered by openai", got.Choices[0].Message.Content, "no sensitive data: configured order")
+		got, _, err = ask(t, base, "sk-plain", "my card 4111 1111 1111 1111")
+		require.NoError(t, err)
+		assert.Equal(t, "answered by vllm", got.Choices[0].Message.Content)
+		assert.NotContains(t, bodiesSent(openaiUS), "4111")
+	})
+}

@@ -38,6 +38,11 @@ func parseCall(op providers.Operation, body []byte) (*call, error) {
 	if !root.IsObject() {
 		return nil, invalidRequest("invalid_json", "", "The request body must be a JSON object.")
 	}
+	// Parsers disagree on which copy of a duplicated key wins; the
+	// classifier and the upstream must read the same text.
+	if key, dup := duplicateKey(root); dup {
+		return nil, invalidRequest("invalid_json", "", "The request body repeats the key %q in one object.", key)
+	}
 	m := root.Get("model")
 	switch {
 	case !m.Exists() || m.Type == gjson.Null || (m.Type == gjson.String && m.Str == ""):
@@ -155,3 +160,38 @@ func estimateUnary(call *call, resp []byte) *providers.Usage {
 }
 
 func estimateTokens(bytes int) int64 { return int64((bytes + 3) / 4) }
+
+// duplicateKey finds a key that appears twice in one object, at any depth.
+func duplicateKey(v gjson.Result) (string, bool) {
+	var dupKey string
+	var walk func(gjson.Result) bool
+	walk = func(v gjson.Result) bool {
+		switch {
+		case v.IsObject():
+			seen := map[string]bool{}
+			ok := true
+			v.ForEach(func(k, child gjson.Result) bool {
+				if seen[k.Str] {
+					dupKey, ok = k.Str, false
+					return false
+				}
+				seen[k.Str] = true
+				ok = walk(child)
+				return ok
+			})
+			return ok
+		case v.IsArray():
+			ok := true
+			v.ForEach(func(_, child gjson.Result) bool {
+				ok = walk(child)
+				return ok
+			})
+			return ok
+		}
+		return true
+	}
+	if walk(v) {
+		return "", false
+	}
+	return dupKey, true
+}

@@ -71,3 +71,17 @@ func TestRelayPanicWhileWritingDoesNotDeadlock(t *testing.T) {
 	runRelay(t, r)
 	assert.Equal(t, 500, rec.status)
 }
+
+func TestRounding(t *testing.T) {
+	for _, tc := range []struct{ in, near, up float64 }{
+		{0.0504, 0.05, 0.051},
+		{0.05, 0.05, 0.05},
+		{1234, 1200, 1300},
+		{0.000123, 0.00012, 0.00013},
+		{0, 0, 0},
+	} {
+		assert.InDelta(t, tc.near, sig2(tc.in), 1e-12, "sig2(%v)", tc.in)
+		assert.InDelta(t, tc.up, sig2Up(tc.in), 1e-12, "sig2Up(%v)", tc.in)
+		assert.GreaterOrEqual(t, sig2Up(tc.in), tc.in, "a cost never rounds below itself")
+	}
+}

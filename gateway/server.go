@@ -226,6 +226,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
+	defer s.auditLog.close()
 	err := s.app.ShutdownWithContext(ctx)
 	if err != nil {
 		s.streamsMu.Lock()

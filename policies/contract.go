@@ -28,8 +28,12 @@ type Request struct {
 	// (public, internal, confidential); empty when not declared.
 	DataClass string `json:"data_class"`
 	// Entities counts the sensitive data found, by label (EMAIL, API_KEY…).
-	Entities     map[string]int `json:"entities"`
-	OriginRegion string         `json:"origin_region"`
+	Entities map[string]int `json:"entities"`
+	// Categories gives each found label's category (pii or secret) as the
+	// classifier knows it, custom detectors included; the bundle's data may
+	// override it.
+	Categories   map[string]string `json:"categories"`
+	OriginRegion string            `json:"origin_region"`
 	// LatencySLOMs is the latency budget from x-switchyard-max-latency-ms or
 	// the tenant's default; 0 when none.
 	LatencySLOMs int64 `json:"latency_slo_ms"`

@@ -75,6 +75,11 @@ func LoadBundle(fsys fs.FS) (*Bundle, error) {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() && p != "." && strings.HasPrefix(d.Name(), ".") {
+			// Hidden directories: .git, and the ..2026_… copies a
+			// Kubernetes ConfigMap mount links its files from.
+			return fs.SkipDir
+		}
 		if !d.IsDir() && (strings.HasSuffix(p, ".rego") || path.Base(p) == "data.json") {
 			files = append(files, p)
 		}
@@ -322,6 +327,7 @@ func cacheKey(revision string, in *Input) (string, error) {
 	for _, l := range labels {
 		str(l)
 		num(int64(r.Entities[l]))
+		str(r.Categories[l])
 	}
 	str("|")
 	str(in.Subject.Tenant)
@@ -380,6 +386,8 @@ func (e *Engine) Watch(ctx context.Context, debounce time.Duration) error {
 		}
 		return err
 	})
+	// A ConfigMap mount swaps its ..data link on update: watching the
+	// directory itself catches that; its hidden targets need no watch.
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", e.dir, err)
 	}

@@ -288,3 +288,16 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 		assert.NotEqual(t, ref, key(in), name)
 	}
 }
+
+func TestBundleSkipsHiddenDirectories(t *testing.T) {
+	// A Kubernetes ConfigMap mount: files are links into a hidden,
+	// timestamped directory that must not be loaded a second time.
+	dir := copyShipped(t)
+	hidden := filepath.Join(dir, "..2026_11_28_08_00_00.1")
+	require.NoError(t, os.Mkdir(hidden, 0o755))
+	src, err := os.ReadFile(filepath.Join(dir, "routing.rego"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(hidden, "routing.rego"), src, 0o644))
+	_, err = New(context.Background(), dir, nil)
+	require.NoError(t, err)
+}

@@ -15,7 +15,13 @@ tenant := object.get(cfg.tenants, input.subject.tenant, {})
 
 team := object.union(cfg.team_defaults, object.get(cfg.teams, input.subject.team, {}))
 
-categories := {c | some label, n in input.request.entities; n > 0; c := cfg.categories[label]}
+# A label's category: the bundle's data decides, else the classifier's
+# (which knows the custom detectors).
+category(label) := c if {
+	c := cfg.categories[label]
+} else := input.request.categories[label]
+
+categories := {c | some label, n in input.request.entities; n > 0; c := category(label)}
 
 # A request is sensitive when it carries secrets, or personal data in a
 # tenant that keeps personal data local, or is declared confidential.
@@ -27,6 +33,10 @@ else := "pii" if {
 }
 
 else := "confidential" if input.request.data_class == "confidential"
+
+# A class the bundle does not know is treated as the strictest one: a
+# typo must not make data public.
+else := "confidential" if not input.request.data_class in {"", "public", "internal", "confidential"}
 
 # --- exclusions: deployment -> reasons ---------------------------------
 
@@ -124,7 +134,7 @@ redact contains label if {
 	object.get(tenant, "pii_mode", "local_only") == "redact"
 	some label, n in input.request.entities
 	n > 0
-	cfg.categories[label] == "pii"
+	category(label) == "pii"
 }
 
 obligations["max_output_tokens"] := team.max_output_tokens if team.max_output_tokens > 0

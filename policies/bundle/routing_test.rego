@@ -16,7 +16,7 @@ azure := {"id": "azure/gpt-4o-mini", "kind": "proprietary", "jurisdiction": "EU"
 
 all_candidates := [local, vllm, openai, azure]
 
-req(overrides) := object.union({"model": "default", "entities": {}, "data_class": "", "latency_slo_ms": 0}, overrides)
+req(overrides) := object.union({"model": "default", "entities": {}, "categories": {}, "data_class": "", "latency_slo_ms": 0}, overrides)
 
 inp(r, subject) := {"request": req(r), "subject": subject, "budget": {}, "candidates": all_candidates}
 
@@ -141,4 +141,30 @@ test_several_reasons_for_one_backend if {
 	d := switchyard.decision with input as inp({"entities": {"EMAIL": 1}, "latency_slo_ms": 200}, {"tenant": "eu-bank", "team": "t"})
 	codes := {r.code | some r in d.excluded["openai/gpt-4o-mini"]}
 	codes == {"LOCAL_ONLY", "DATA_RESIDENCY", "LATENCY_SLO"}
+}
+
+test_custom_secret_from_the_classifier_stays_local if {
+	d := switchyard.decision with input as inp({"entities": {"PROJECT_NAME": 1}, "categories": {"PROJECT_NAME": "secret"}}, plain)
+	d.routes == ["local/llama", "vllm/qwen"]
+}
+
+test_custom_pii_is_redacted_for_redacting_tenants if {
+	d := switchyard.decision with input as inp({"entities": {"EMPLOYEE_ID": 1}, "categories": {"EMPLOYEE_ID": "pii"}}, {"tenant": "acme", "team": "t"})
+	d.redact.proprietary == ["EMPLOYEE_ID"]
+}
+
+test_data_overrides_the_classifier_category if {
+	d := switchyard.decision with input as inp({"entities": {"EMAIL": 1}, "categories": {"EMAIL": "secret"}}, {"tenant": "acme", "team": "t"})
+	count(d.routes) == 4
+	d.redact.proprietary == ["EMAIL"]
+}
+
+test_unknown_data_class_is_treated_as_confidential if {
+	d := switchyard.decision with input as inp({"data_class": "restricted"}, plain)
+	d.routes == ["local/llama", "vllm/qwen"]
+}
+
+test_public_data_class_is_public if {
+	d := switchyard.decision with input as inp({"data_class": "public"}, plain)
+	count(d.routes) == 4
 }
