@@ -48,6 +48,21 @@ type Config struct {
 	Classification Classification `yaml:"classification"`
 	// Policy configures the OPA routing policy.
 	Policy Policy `yaml:"policy"`
+	// Admin configures the admin API (/v1/switchyard/...).
+	Admin Admin `yaml:"admin"`
+}
+
+// Admin configures the admin API. With no keys it is disabled.
+type Admin struct {
+	// Keys are admin keys, stored as SHA-256 like virtual keys; they are
+	// separate from virtual keys and cannot call the model API.
+	Keys []AdminKey `yaml:"keys"`
+}
+
+// AdminKey is one admin credential.
+type AdminKey struct {
+	ID     string `yaml:"id"`
+	SHA256 string `yaml:"sha256"`
 }
 
 // Policy configures the routing policy.

@@ -157,6 +157,8 @@ func TestInvalid(t *testing.T) {
 		{"bad custom pattern", "keys:", "classification:\n  custom:\n    - {label: EMP_ID, pattern: 'EMP-(\\d+'}\nkeys:", "classification.custom[0].pattern: must be a valid regular expression"},
 		{"bad custom label", "keys:", "classification:\n  custom:\n    - {label: emp-id, pattern: 'x'}\nkeys:", `classification.custom[0].label: must be non-empty and use only A-Z, 0-9 and _; got "emp-id"`},
 		{"bad custom category", "keys:", "classification:\n  custom:\n    - {label: X, pattern: 'x', category: other}\nkeys:", `classification.custom[0].category: must be pii or secret; got "other"`},
+		{"bad admin key hash", "keys:", "admin:\n  keys:\n    - {id: ops, sha256: nope}\nkeys:", "admin.keys[0].sha256: must be 64 lowercase hex digits"},
+		{"admin key reused as a virtual key", "keys:", "admin:\n  keys:\n    - {id: ops, sha256: " + validHash + "}\nkeys:", "admin.keys[0].sha256: the same key is a virtual key too"},
 		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -184,6 +184,17 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for i, k := range c.Admin.Keys {
+		p := fmt.Sprintf("admin.keys[%d]", i)
+		if k.ID == "" {
+			v.add(p+".id", "is required")
+		}
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 || strings.ToLower(k.SHA256) != k.SHA256 {
+			v.add(p+".sha256", "must be 64 lowercase hex digits (run: switchyard key hash)")
+		} else if hashes[k.SHA256] {
+			v.add(p+".sha256", "the same key is a virtual key too; admin keys must be separate")
+		}
+	}
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
 		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)
 	}

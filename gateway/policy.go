@@ -41,7 +41,7 @@ const defaultOutputEstimate = 1024
 // run: the allowed deployments in the policy's order, those of a kind with
 // a redaction obligation sending the redacted body. A denial is a 403.
 func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
-	in := s.policyInput(c, call, p, rec)
+	in := s.policyInput(c.Get, call, p, rec.requestID)
 	id := "dec_" + strings.TrimPrefix(newRequestID(), "req_")
 	c.Set(HeaderDecisionID, id)
 	rec.decisionID = id
@@ -74,7 +74,9 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	return s.routeFor(call, d)
 }
 
-func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record) *policies.Input {
+// policyInput builds the policy's view of a request; header reads the
+// request's headers.
+func (s *Server) policyInput(header func(string, ...string) string, call *call, p *Principal, requestID string) *policies.Input {
 	root := gjson.ParseBytes(call.body)
 	maxOut := root.Get("max_completion_tokens").Int()
 	if maxOut == 0 {
@@ -85,14 +87,14 @@ func (s *Server) policyInput(c *fiber.Ctx, call *call, p *Principal, rec *record
 	if outEst == 0 && call.op != providers.OpEmbeddings {
 		outEst = defaultOutputEstimate
 	}
-	slo, _ := strconv.ParseInt(c.Get(HeaderMaxLatency), 10, 64)
+	slo, _ := strconv.ParseInt(header(HeaderMaxLatency), 10, 64)
 	in := &policies.Input{
 		Request: policies.Request{
-			ID: rec.requestID, Operation: string(call.op), Model: call.model, Stream: call.stream,
+			ID: requestID, Operation: string(call.op), Model: call.model, Stream: call.stream,
 			EstimatedInputTokens: int64(sig2(float64(promptEst))), MaxOutputTokens: maxOut,
-			DataClass:    strings.ToLower(strings.Clone(c.Get(HeaderDataClass))),
+			DataClass:    strings.ToLower(strings.Clone(header(HeaderDataClass))),
 			Entities:     call.findings.Counts(),
-			OriginRegion: strings.Clone(c.Get(HeaderOriginRegion)),
+			OriginRegion: strings.Clone(header(HeaderOriginRegion)),
 			LatencySLOMs: max(slo, 0),
 		},
 		Subject: policies.Subject{Tenant: p.Tenant, Team: p.Team, User: p.User, KeyID: p.KeyID},

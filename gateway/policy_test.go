@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -234,4 +235,57 @@ func TestPolicyBrokenContract(t *testing.T) {
 		assert.Equal(t, "answered by vllm", got.Choices[0].Message.Content)
 		assert.NotContains(t, bodiesSent(openaiUS), "4111")
 	})
+}
+
+func TestAdminExplain(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	admin := "sk-admin-secret"
+	base, _ := policyGateway(t, "policy: {audit: none}\nadmin:\n  keys:\n    - {id: ops, sha256: "+gateway.HashKey(admin)+"}\n", openaiUS, vllm)
+	body := `{"key_id":"eu","headers":{"x-switchyard-data-class":"internal"},"request":{"model":"chat","messages":[{"role":"user","content":"IBAN DE89 3704 0044 0532 0130 00"}]}}`
+	post := func(key string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/switchyard/explain", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+
+	status, out := post(admin)
+	require.Equal(t, 200, status, out)
+	decision := out["decision"].(map[string]any)
+	assert.Equal(t, []any{"vllm/m"}, decision["routes"])
+	excluded := decision["excluded"].(map[string]any)["openai/m"].([]any)
+	codes := []string{}
+	for _, r := range excluded {
+		codes = append(codes, r.(map[string]any)["code"].(string))
+	}
+	assert.ElementsMatch(t, []string{"LOCAL_ONLY", "DATA_RESIDENCY", "DATA_RETENTION"}, codes)
+	assert.NotEmpty(t, out["fired"])
+	input := out["input"].(map[string]any)["request"].(map[string]any)
+	assert.Equal(t, map[string]any{"IBAN": 1.0}, input["entities"])
+	assert.Equal(t, "internal", input["data_class"])
+	assert.Zero(t, openaiUS.calls.Load()+vllm.calls.Load(), "explaining sends nothing upstream")
+
+	status, _ = post("sk-plain")
+	assert.Equal(t, 401, status, "a virtual key is not an admin key")
+
+	// And an admin key is not a virtual key.
+	_, _, err := ask(t, base, admin, "hi")
+	var apiErr *openai.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 401, apiErr.StatusCode)
+}
+
+func TestAdminAPIDisabledWithoutKeys(t *testing.T) {
+	base, _ := policyGateway(t, "policy: {audit: none}\n", newPolicyBackend(t, "vllm", "selfhosted", "EU"))
+	req, _ := http.NewRequest(http.MethodPost, base+"/switchyard/explain", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer sk-plain")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode)
 }

@@ -65,6 +65,7 @@ type Server struct {
 	app        *fiber.App
 	router     *router.Router
 	keys       keyring
+	admins     adminKeys
 	classifier *classify.Classifier
 	policy     *policies.Engine
 	backends   map[string]config.Backend
@@ -121,7 +122,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, classifier: classifier, policy: engine, backends: backends, auditLog: audit,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit,
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -200,6 +201,10 @@ func (s *Server) routes() {
 	app.Use(s.accessLog)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+
+	// The admin API authenticates admin keys, before the model API's
+	// virtual-key middleware would.
+	app.Post("/v1/switchyard/explain", s.adminAuth, s.explain)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))
