@@ -66,8 +66,14 @@ exclusion contains {"id": c.id, "code": "COST_CAP", "message": "estimated cost a
 	c.est_cost_usd > cap
 }
 
+# The request's latency SLO (x-switchyard-max-latency-ms), else the
+# tenant's default from data.json.
+latency_slo := input.request.latency_slo_ms if input.request.latency_slo_ms > 0
+
+else := object.get(tenant, "latency_slo_ms", 0)
+
 exclusion contains {"id": c.id, "code": "LATENCY_SLO", "message": "observed latency above the request's SLO"} if {
-	slo := input.request.latency_slo_ms
+	slo := latency_slo
 	slo > 0
 	some c in input.candidates
 	too_slow(c, slo)

@@ -168,3 +168,13 @@ test_public_data_class_is_public if {
 	d := switchyard.decision with input as inp({"data_class": "public"}, plain)
 	count(d.routes) == 4
 }
+
+test_tenant_default_latency_slo if {
+	d := switchyard.decision with input as inp({}, {"tenant": "realtime", "team": "t"})
+	d.excluded["local/llama"][0].code == "LATENCY_SLO"
+}
+
+test_request_slo_overrides_the_tenant_default if {
+	d := switchyard.decision with input as inp({"latency_slo_ms": 1000}, {"tenant": "realtime", "team": "t"})
+	not d.excluded["local/llama"]
+}
