@@ -357,10 +357,7 @@ func cacheKey(revision string, in *Input) (string, error) {
 }
 
 func (e *Engine) evaluate(ctx context.Context, c *compiled, in *Input) (*Decision, error) {
-	v, err := ast.InterfaceToValue(in)
-	if err != nil {
-		return nil, fmt.Errorf("building policy input: %w", err)
-	}
+	v := inputValue(in)
 	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating policy: %w", err)

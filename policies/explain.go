@@ -25,10 +25,7 @@ type Explanation struct {
 // slow (a trace per call) and not for the request path.
 func (e *Engine) Explain(ctx context.Context, in *Input) (*Explanation, error) {
 	c := e.cur.Load()
-	v, err := ast.InterfaceToValue(in)
-	if err != nil {
-		return nil, fmt.Errorf("building policy input: %w", err)
-	}
+	v := inputValue(in)
 	tracer := topdown.NewBufferTracer()
 	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer))
 	if err != nil {
