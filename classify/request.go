@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,13 +35,7 @@ func (f Findings) Counts() map[string]int {
 
 // Labels is the sorted set of labels found.
 func (f Findings) Labels() []string {
-	counts := f.Counts()
-	out := make([]string, 0, len(counts))
-	for l := range counts {
-		out = append(out, l)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(f.Counts()))
 }
 
 // ScanRequest classifies every string in a request body, wherever it is:

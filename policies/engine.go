@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,12 +321,7 @@ func cacheKey(revision string, in *Input) (string, error) {
 	str(r.DataClass)
 	str(r.OriginRegion)
 	num(r.LatencySLOMs)
-	labels := make([]string, 0, len(r.Entities))
-	for l := range r.Entities {
-		labels = append(labels, l)
-	}
-	sort.Strings(labels)
-	for _, l := range labels {
+	for _, l := range slices.Sorted(maps.Keys(r.Entities)) {
 		str(l)
 		num(int64(r.Entities[l]))
 		str(r.Categories[l])

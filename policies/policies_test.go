@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestReloadKeepsLastGoodBundle(t *testing.T) {
 	require.NoError(t, os.Remove(broken))
 	data, err := os.ReadFile(filepath.Join(dir, "data.json"))
 	require.NoError(t, err)
-	data = []byte(replaceOnce(string(data), `"acme": {"pii_mode": "redact"}`, `"acme": {"pii_mode": "redact"}, "t": {"jurisdiction": "EU"}`))
+	data = []byte(strings.Replace(string(data), `"acme": {"pii_mode": "redact"}`, `"acme": {"pii_mode": "redact"}, "t": {"jurisdiction": "EU"}`, 1))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), data, 0o644))
 	require.NoError(t, e.Reload(context.Background()))
 	st = e.Status()
@@ -146,7 +147,7 @@ func TestWatchPicksUpChanges(t *testing.T) {
 	i := 0
 	require.Eventually(t, func() bool {
 		i++
-		src := "package switchyard.extra\n\nimport rego.v1\n\nn := " + itoa(i) + "\n"
+		src := "package switchyard.extra\n\nimport rego.v1\n\nn := " + strconv.Itoa(i) + "\n"
 		_ = os.WriteFile(extra, []byte(src), 0o644)
 		return e.Status().Revision != before
 	}, 5*time.Second, 50*time.Millisecond)
@@ -158,34 +159,6 @@ func TestShippedBundleIsStrictClean(t *testing.T) {
 	b, err := LoadBundle(Shipped())
 	require.NoError(t, err)
 	require.NoError(t, Check(b))
-}
-
-func replaceOnce(s, old, new string) string {
-	i := indexOf(s, old)
-	if i < 0 {
-		return s
-	}
-	return s[:i] + new + s[i+len(old):]
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; i > 0; i /= 10 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-	}
-	return string(b)
 }
 
 func TestExplainNamesTheRulesThatFired(t *testing.T) {

@@ -3,22 +3,16 @@ package policies
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func keys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 // TestInputMatchesSchema keeps the Go contract and the JSON Schema the
 // policies are type-checked against in step: same objects, same fields.
@@ -48,7 +42,7 @@ func TestInputMatchesSchema(t *testing.T) {
 	// The shipped example is a valid input for the Go type, field for field.
 	ex, err := os.ReadFile("examples/card-number.json")
 	require.NoError(t, err)
-	dec := json.NewDecoder(bytesReader(ex))
+	dec := json.NewDecoder(bytes.NewReader(ex))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&Input{}))
 }
@@ -65,5 +59,3 @@ func TestDecisionMatchesSchema(t *testing.T) {
 	delete(doc, "revision") // added by the gateway, not the policy
 	assert.Equal(t, keys(schema["properties"].(map[string]any)), keys(doc))
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

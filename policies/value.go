@@ -1,7 +1,8 @@
 package policies
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -81,7 +82,7 @@ func countsTerm(m map[string]int) *ast.Term {
 		return ast.NullTerm()
 	}
 	o := ast.NewObject()
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		o.Insert(ast.StringTerm(k), ast.IntNumberTerm(m[k]))
 	}
 	return ast.NewTerm(o)
@@ -92,22 +93,8 @@ func stringsTerm(m map[string]string) *ast.Term {
 		return ast.NullTerm()
 	}
 	o := ast.NewObject()
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		o.Insert(ast.StringTerm(k), ast.StringTerm(m[k]))
 	}
 	return ast.NewTerm(o)
-}
-
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
