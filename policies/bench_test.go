@@ -2,7 +2,12 @@ package policies
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/classify"
 )
 
 func benchInput() *Input {
@@ -52,4 +57,49 @@ func BenchmarkDecide(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkFullDecision is what the gateway pays per request before it
+// routes: classification of a 1.2 KB chat body, then a decision, either
+// never in the cache (each iteration's costs differ) or reused. It
+// reports the p50 and p99 of the per-decision latency.
+func BenchmarkFullDecision(b *testing.B) {
+	b.Run("evaluated", func(b *testing.B) { benchFullDecision(b, false) })
+	b.Run("cached", func(b *testing.B) { benchFullDecision(b, true) })
+}
+
+func benchFullDecision(b *testing.B, cached bool) {
+	e, err := New(context.Background(), "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := classify.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"model":"default","messages":[{"role":"system","content":"You are a helpful assistant for the accounts team. Answer briefly and cite the policy section when you can."},{"role":"user","content":"` +
+		strings.Repeat("Please summarise the attached note about quarterly invoices and reconcile the totals. ", 11) +
+		`Reply to jane.doe@example.com when done."}]}`)
+	ctx := context.Background()
+	var lat []time.Duration
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		start := time.Now()
+		f := cl.ScanRequest(body)
+		in := benchInput()
+		in.Request.Entities = f.Counts()
+		if !cached {
+			in.Candidates[0].EstCostUSD = float64(i) * 1e-7 // a new cache key
+		}
+		d, err := e.Decide(ctx, in)
+		if err != nil || (d.Reused != cached && i > 1) {
+			b.Fatal(err, "reused:", d.Reused)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

@@ -146,7 +146,9 @@ func prepare(ctx context.Context, b *Bundle) (*compiled, error) {
 		rego.Query(Query),
 		rego.Strict(true),
 		rego.Schemas(schemas()),
-		rego.Store(inmem.NewFromObject(b.Data)),
+		// AST values on read: the data document is not converted again on
+		// every evaluation.
+		rego.Store(inmem.NewFromObjectWithOpts(b.Data, inmem.OptReturnASTValuesOnRead(true))),
 	}
 	for p, src := range b.Modules {
 		if !isTest(p) {
@@ -355,7 +357,7 @@ func cacheKey(revision string, in *Input) (string, error) {
 
 func (e *Engine) evaluate(ctx context.Context, c *compiled, in *Input) (*Decision, error) {
 	v := inputValue(in)
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v))
+	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v), rawResult)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating policy: %w", err)
 	}

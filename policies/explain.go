@@ -2,7 +2,6 @@ package policies
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -27,7 +26,7 @@ func (e *Engine) Explain(ctx context.Context, in *Input) (*Explanation, error) {
 	c := e.cur.Load()
 	v := inputValue(in)
 	tracer := topdown.NewBufferTracer()
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer))
+	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer), rawResult)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating policy: %w", err)
 	}
@@ -68,21 +67,4 @@ func (e *Engine) Explain(ctx context.Context, in *Input) (*Explanation, error) {
 		x.Fired = append(x.Fired, f.name)
 	}
 	return x, nil
-}
-
-// decode reads a decision from a result set; undefined is an error.
-func decode(rs rego.ResultSet, revision string) (*Decision, error) {
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, ErrUndefined
-	}
-	raw, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("reading policy result: %w", err)
-	}
-	d := &Decision{}
-	if err := json.Unmarshal(raw, d); err != nil {
-		return nil, fmt.Errorf("policy result does not match the contract: %w", err)
-	}
-	d.Revision = revision
-	return d, nil
 }

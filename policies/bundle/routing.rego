@@ -76,12 +76,17 @@ exclusion contains {"id": c.id, "code": "LATENCY_SLO", "message": "observed late
 	slo := latency_slo
 	slo > 0
 	some c in input.candidates
-	too_slow(c, slo)
+	max([c.p95_latency_ms, c.ttft_ms]) > slo
 }
 
-too_slow(c, slo) if c.p95_latency_ms > slo
+# The least USD budget the quota layer reports for the key or the team.
+remaining_usd := min({r | some k in ["key_remaining_usd", "team_remaining_usd"]; r := input.budget[k]})
 
-too_slow(c, slo) if c.ttft_ms > slo
+exclusion contains {"id": c.id, "code": "OVER_BUDGET", "message": "estimated cost above the remaining budget"} if {
+	remaining := remaining_usd
+	some c in input.candidates
+	c.est_cost_usd > remaining
+}
 
 # A complete object, evaluated once per decision and then indexed.
 excluded := {id: reasons |
@@ -95,6 +100,11 @@ deny contains {"code": "MODEL_NOT_ALLOWED", "message": sprintf("team may not use
 	allowed := team.allowed_models
 	count(allowed) > 0
 	not input.request.model in allowed
+}
+
+deny contains {"code": "OVER_BUDGET", "message": "no tokens left in the key's or the team's budget"} if {
+	some k in ["key_remaining_tokens", "team_remaining_tokens"]
+	input.budget[k] <= 0
 }
 
 deny contains {"code": "NO_ELIGIBLE_BACKEND", "message": "every deployment was excluded"} if {

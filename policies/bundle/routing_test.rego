@@ -100,6 +100,33 @@ test_low_budget_prefers_local if {
 	d.routes == ["local/llama", "vllm/qwen", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
 }
 
+test_over_budget_excludes_what_the_budget_cannot_pay if {
+	i := object.union(inp({}, plain), {"budget": {"key_remaining_usd": 0.0025, "team_remaining_usd": 1}})
+	d := switchyard.decision with input as i
+	d.allow
+	d.routes == ["local/llama", "vllm/qwen", "openai/gpt-4o-mini"]
+	d.excluded["azure/gpt-4o-mini"] == [{"code": "OVER_BUDGET", "message": "estimated cost above the remaining budget"}]
+}
+
+test_spent_budget_leaves_only_free_backends if {
+	i := object.union(inp({}, plain), {"budget": {"team_remaining_usd": 0}})
+	d := switchyard.decision with input as i
+	d.routes == ["local/llama"]
+}
+
+test_no_tokens_left_denies if {
+	i := object.union(inp({}, plain), {"budget": {"team_remaining_tokens": 0, "key_remaining_tokens": 500}})
+	d := switchyard.decision with input as i
+	not d.allow
+	d.deny == [{"code": "OVER_BUDGET", "message": "no tokens left in the key's or the team's budget"}]
+}
+
+test_tokens_left_allow if {
+	i := object.union(inp({}, plain), {"budget": {"team_remaining_tokens": 10, "key_remaining_tokens": 500}})
+	d := switchyard.decision with input as i
+	d.allow
+}
+
 test_local_first_preference if {
 	d := switchyard.decision with input as inp({}, {"tenant": "t", "team": "ops"}) with data.switchyard.config.teams.ops as {"preference": "local"}
 	d.routes == ["local/llama", "vllm/qwen", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
