@@ -27,7 +27,8 @@ const (
 
 // Provider types understood by this build.
 const (
-	ProviderOpenAI = "openai" // OpenAI and any OpenAI-compatible upstream
+	ProviderOpenAI   = "openai"   // OpenAI and any OpenAI-compatible upstream
+	ProviderLlamaCpp = "llamacpp" // the embedded llama.cpp engine (kind local)
 )
 
 // Config is the whole configuration file.
@@ -50,6 +51,49 @@ type Config struct {
 	Policy Policy `yaml:"policy"`
 	// Admin configures the admin API (/v1/switchyard/...).
 	Admin Admin `yaml:"admin"`
+	// LocalEngine configures the embedded llama.cpp engine that backends of
+	// kind local serve from.
+	LocalEngine LocalEngine `yaml:"local_engine"`
+}
+
+// LocalEngine configures the embedded llama.cpp engine.
+type LocalEngine struct {
+	// LibDir is the directory of llama.cpp's shared libraries
+	// (libllama.so, libggml*.so and any GPU backend such as
+	// libggml-cuda.so). Empty means $SWITCHYARD_LLAMA_LIB, else .llama/lib,
+	// where scripts/fetch-llama.sh puts them.
+	LibDir string `yaml:"lib_dir"`
+	// Models are the GGUF models to load at start.
+	Models []LocalModel `yaml:"models"`
+}
+
+// LocalModel is one GGUF model served by the local engine.
+type LocalModel struct {
+	// Name is what deployments of a local backend call the model.
+	Name string `yaml:"name"`
+	// Path is the GGUF file.
+	Path string `yaml:"path"`
+	// Context is each request's context window in tokens (prompt plus
+	// completion). Default 2048; llama.cpp rounds it up to a multiple of
+	// 256 and caps it at the model's training context.
+	Context int `yaml:"context"`
+	// Slots is how many requests are decoded together. Default 4.
+	Slots int `yaml:"slots"`
+	// Queue is how many requests may wait for a slot before the engine
+	// answers a retryable 503, which the router turns into a fallback.
+	// Default 64.
+	Queue int `yaml:"queue"`
+	// Batch is the most tokens one decode step takes. Default 512.
+	Batch int `yaml:"batch"`
+	// GPULayers is how many layers to offload to a GPU (-1: all). Default 0.
+	GPULayers int `yaml:"gpu_layers"`
+	// Threads is the CPU threads per decode step. Default 1.
+	Threads int `yaml:"threads"`
+	// ChatTemplate overrides the GGUF's own chat template: a llama.cpp
+	// built-in name (chatml, llama3, mistral-v7, ...) or a template text.
+	ChatTemplate string `yaml:"chat_template"`
+	// Embeddings loads the model for /v1/embeddings only.
+	Embeddings bool `yaml:"embeddings"`
 }
 
 // Admin configures the admin API. With no keys it is disabled.

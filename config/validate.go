@@ -41,6 +41,9 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Policy.Audit, "stdout")
 	for i := range c.Backends {
 		b := &c.Backends[i]
+		if b.Kind == KindLocal {
+			orDefault(&b.Provider, ProviderLlamaCpp)
+		}
 		orDefault(&b.Provider, ProviderOpenAI)
 		orDefault(&b.Timeouts.Connect, DefaultConnect)
 		orDefault(&b.Timeouts.FirstByte, DefaultFirstByte)
@@ -98,10 +101,24 @@ func (c *Config) Validate() error {
 		if !slices.Contains([]string{KindLocal, KindSelfHosted, KindProprietary}, b.Kind) {
 			v.add(p+".kind", "must be one of local, selfhosted, proprietary; got %q", b.Kind)
 		}
-		if b.Provider != ProviderOpenAI {
-			v.add(p+".provider", "unknown provider %q (known: openai)", b.Provider)
+		switch {
+		case b.Provider == ProviderLlamaCpp && b.Kind != KindLocal:
+			v.add(p+".provider", "llamacpp is the embedded engine; its backends are kind local")
+		case b.Kind == KindLocal && b.Provider != ProviderLlamaCpp:
+			v.add(p+".provider", "a local backend is served by the embedded engine (provider llamacpp); use kind selfhosted for a local server you call over HTTP")
+		case b.Provider != ProviderOpenAI && b.Provider != ProviderLlamaCpp:
+			v.add(p+".provider", "unknown provider %q (known: openai, llamacpp)", b.Provider)
 		}
-		if b.BaseURL == "" {
+		if b.Provider == ProviderLlamaCpp {
+			if b.BaseURL != "" {
+				v.add(p+".base_url", "must be empty for the embedded engine")
+			}
+			for j, m := range b.Models {
+				if !slices.ContainsFunc(c.LocalEngine.Models, func(lm LocalModel) bool { return lm.Name == m }) {
+					v.add(fmt.Sprintf("%s.models[%d]", p, j), "no local_engine model named %q", m)
+				}
+			}
+		} else if b.BaseURL == "" {
 			v.add(p+".base_url", "is required")
 		} else if u, err := url.Parse(b.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add(p+".base_url", "must be an absolute http or https URL; got %q", b.BaseURL)
@@ -151,6 +168,8 @@ func (c *Config) Validate() error {
 				v.add(dp+".backend", "unknown backend %q", d.Backend)
 			case len(b.Models) > 0 && !slices.Contains(b.Models, d.Model):
 				v.add(dp+".model", "backend %q does not serve %q (its models: %s)", b.Name, d.Model, strings.Join(b.Models, ", "))
+			case b.Provider == ProviderLlamaCpp && !slices.ContainsFunc(c.LocalEngine.Models, func(lm LocalModel) bool { return lm.Name == d.Model }):
+				v.add(dp+".model", "no local_engine model named %q", d.Model)
 			}
 			if d.Price != nil {
 				v.price(dp+".price", *d.Price)
@@ -193,6 +212,31 @@ func (c *Config) Validate() error {
 			v.add(p+".sha256", "must be 64 lowercase hex digits (run: switchyard key hash)")
 		} else if hashes[k.SHA256] {
 			v.add(p+".sha256", "the same key is a virtual key too; admin keys must be separate")
+		}
+	}
+	local := map[string]bool{}
+	for i, m := range c.LocalEngine.Models {
+		p := fmt.Sprintf("local_engine.models[%d]", i)
+		switch {
+		case m.Name == "":
+			v.add(p+".name", "is required")
+		case local[m.Name]:
+			v.add(p+".name", "duplicate local model %q", m.Name)
+		}
+		local[m.Name] = true
+		if m.Path == "" {
+			v.add(p+".path", "is required")
+		}
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"context", m.Context}, {"slots", m.Slots}, {"queue", m.Queue}, {"batch", m.Batch}, {"threads", m.Threads}} {
+			if f.n < 0 {
+				v.add(p+"."+f.name, "must be >= 0")
+			}
+		}
+		if m.GPULayers < -1 {
+			v.add(p+".gpu_layers", "must be >= -1 (-1 offloads every layer)")
 		}
 	}
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {

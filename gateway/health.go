@@ -41,5 +41,13 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	case len(deps) > 0 && healthy == 0:
 		status, code = "no healthy deployment", fiber.StatusServiceUnavailable
 	}
-	return c.Status(code).JSON(fiber.Map{"status": status, "deployments": deps, "policy": s.policy.Status()})
+	out := fiber.Map{"status": status, "deployments": deps, "policy": s.policy.Status()}
+	if st := s.local.Status(); len(st) > 0 {
+		le := fiber.Map{"models": st}
+		if rt := s.local.Runtime; rt != nil {
+			le["devices"] = rt.Devices
+		}
+		out["local_engine"] = le
+	}
+	return c.Status(code).JSON(out)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
@@ -56,6 +57,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by /healthz.
 	Version string
+	// LocalEngine serves the config's local_engine models; nil means New
+	// loads them (and Shutdown unloads them).
+	LocalEngine *localengine.Pool
 }
 
 // Server is the gateway. Create it with New, run it with Serve or Listen,
@@ -69,6 +73,8 @@ type Server struct {
 	classifier *classify.Classifier
 	policy     *policies.Engine
 	backends   map[string]config.Backend
+	local      *localengine.Pool
+	ownsLocal  bool // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
 	stopWatch  context.CancelFunc
 	log        *slog.Logger
@@ -90,8 +96,19 @@ type Server struct {
 
 // New builds the gateway from a validated config.
 func New(cfg *config.Config, o Options) (*Server, error) {
-	r, err := buildRouter(cfg)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	local, ownsLocal := o.LocalEngine, false
+	if local == nil {
+		local, ownsLocal = localengine.OpenPool(cfg.LocalEngine.LibDir, localSpecs(cfg.LocalEngine), log), true
+	}
+	r, err := buildRouter(cfg, local)
 	if err != nil {
+		if ownsLocal {
+			local.Close()
+		}
 		return nil, err
 	}
 	keys, err := newKeyring(cfg.Keys, r)
@@ -106,10 +123,6 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	engine, err := policies.New(context.Background(), cfg.Policy.Bundle, log)
 	if err != nil {
 		return nil, err
@@ -122,7 +135,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal,
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -149,12 +162,14 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 
 // buildRouter turns config backends and model routes into router
 // deployments, one provider client (and connection pool) per backend.
-func buildRouter(cfg *config.Config) (*router.Router, error) {
+func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, error) {
 	clients := map[string]providers.Provider{}
 	backends := map[string]config.Backend{}
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 		switch b.Provider {
+		case config.ProviderLlamaCpp:
+			clients[b.Name] = localengine.NewProvider(local)
 		case config.ProviderOpenAI:
 			clients[b.Name] = openai.New(openai.Options{
 				Backend:              b.Name,
@@ -232,6 +247,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
 	defer s.auditLog.close()
+	if s.ownsLocal {
+		// After the HTTP server: running local generations finish or are
+		// aborted first.
+		defer s.local.Close()
+	}
 	err := s.app.ShutdownWithContext(ctx)
 	if err != nil {
 		s.streamsMu.Lock()
@@ -246,6 +266,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// localSpecs turns the config's local models into engine specs.
+func localSpecs(le config.LocalEngine) []localengine.Spec {
+	specs := make([]localengine.Spec, len(le.Models))
+	for i, m := range le.Models {
+		specs[i] = localengine.Spec{Name: m.Name, Path: m.Path, Context: m.Context, Slots: m.Slots, Queue: m.Queue, Batch: m.Batch,
+			GPULayers: m.GPULayers, Threads: m.Threads, ChatTemplate: m.ChatTemplate, Embeddings: m.Embeddings}
+	}
+	return specs
 }
 
 // abortGrace is how long aborted streams get to write their error event.
