@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // healthz is liveness: the process serves HTTP.
@@ -28,6 +30,11 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 			}
 			seen[d.ID()] = true
 			h := d.Healthy()
+			if d.Kind == config.KindLocal && h {
+				if _, err := s.local.Model(d.Model); err != nil {
+					h = false // not loaded: /readyz's local_engine says why
+				}
+			}
 			if h {
 				healthy++
 			}

@@ -224,7 +224,8 @@ func (s *stream) Recv() (providers.Event, error) {
 	case 0:
 		s.state = 1
 		if s.c.op == providers.OpChat {
-			return s.chunk(&chatMessage{Role: "assistant"}, "", nil)
+			empty := ""
+			return s.chunk(&chatDelta{Role: "assistant", Content: &empty}, "", nil)
 		}
 		return s.Recv()
 	case 1:
@@ -234,7 +235,7 @@ func (s *stream) Recv() (providers.Event, error) {
 			finish, u := s.g.Result()
 			s.usage = usageJSON(u)
 			if s.c.op == providers.OpChat {
-				return s.chunk(&chatMessage{}, "", &finish)
+				return s.chunk(&chatDelta{}, "", &finish)
 			}
 			return s.chunk(nil, "", &finish)
 		}
@@ -243,7 +244,7 @@ func (s *stream) Recv() (providers.Event, error) {
 			return providers.Event{}, engineError(err)
 		}
 		if s.c.op == providers.OpChat {
-			return s.chunk(&chatMessage{Content: text}, "", nil)
+			return s.chunk(&chatDelta{Content: &text}, "", nil)
 		}
 		return s.chunk(nil, text, nil)
 	case 2:
@@ -263,7 +264,7 @@ func (s *stream) Recv() (providers.Event, error) {
 	return providers.Event{}, io.EOF
 }
 
-func (s *stream) chunk(delta *chatMessage, text string, finish *string) (providers.Event, error) {
+func (s *stream) chunk(delta *chatDelta, text string, finish *string) (providers.Event, error) {
 	var out any
 	if s.c.op == providers.OpChat {
 		out = chatCompletion{ID: "chatcmpl-" + s.c.id, Object: "chat.completion.chunk", Created: s.created, Model: s.c.name,

@@ -242,7 +242,7 @@ type chatCompletion struct {
 type chatChoice struct {
 	Index        int          `json:"index"`
 	Message      *chatMessage `json:"message,omitempty"`
-	Delta        *chatMessage `json:"delta,omitempty"`
+	Delta        *chatDelta   `json:"delta,omitempty"`
 	Logprobs     *struct{}    `json:"logprobs"`
 	FinishReason *string      `json:"finish_reason"`
 }
@@ -250,6 +250,13 @@ type chatChoice struct {
 type chatMessage struct {
 	Role    string `json:"role,omitempty"`
 	Content string `json:"content"`
+}
+
+// chatDelta is a stream chunk's delta: the role first, then text, then
+// nothing ({}) beside the finish reason.
+type chatDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
 }
 
 type textCompletion struct {

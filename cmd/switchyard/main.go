@@ -6,6 +6,7 @@
 //	switchyard key hash [KEY]           print the SHA-256 that config stores for a virtual key
 //	switchyard policy test|check|explain
 //	                                    test, check and explain routing policies
+//	switchyard model generate OUT.gguf  write a test/demo model (random weights)
 //	switchyard version                  print the version
 package main
 
@@ -44,6 +45,7 @@ const usage = `usage:
   switchyard config check [-config PATH]   validate and print the resolved config, secrets masked
   switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
   switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
+  switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model for details)
   switchyard version                       print the version`
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -95,6 +97,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, gateway.HashKey(key))
 		return nil
+	case "model":
+		return modelCmd(args, stdout, stderr)
 	case "policy":
 		return policyCmd(args, stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/switchyard/switchyard/localengine"
+	"github.com/switchyard/switchyard/localengine/gguf"
+)
+
+const modelUsage = `usage:
+  switchyard model generate [-shape tiny|bench] [-seed N] [-quantize TYPE] [-lib DIR] OUT.gguf
+      write a llama-architecture GGUF model with seeded random weights, for
+      tests, demos and benchmarks (its output is noise, its speed is real).
+      -quantize (q8_0, q4_k_m, ...) runs llama.cpp's quantizer and needs its
+      libraries (-lib, else $SWITCHYARD_LLAMA_LIB, else .llama/lib).`
+
+func modelCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return errors.New(modelUsage)
+	}
+	fs := flag.NewFlagSet("model generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	shape := fs.String("shape", "tiny", "model shape: tiny (under 1 MB) or bench (about 125M parameters)")
+	seed := fs.Int64("seed", 1, "random seed; the same seed writes the same file")
+	quant := fs.String("quantize", "", "quantize with llama.cpp: "+strings.Join(localengine.QuantTypes(), ", "))
+	lib := fs.String("lib", "", "llama.cpp library directory, for -quantize")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New(modelUsage)
+	}
+	out := fs.Arg(0)
+	var s gguf.Shape
+	switch *shape {
+	case "tiny":
+		s = gguf.Tiny
+	case "bench":
+		s = gguf.Bench
+	default:
+		return fmt.Errorf("unknown shape %q (tiny or bench)", *shape)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	f32 := out
+	if *quant != "" {
+		f32 = out + ".f32.tmp"
+		defer os.Remove(f32)
+	}
+	if err := gguf.GenerateFile(f32, s, *seed); err != nil {
+		return err
+	}
+	if *quant != "" {
+		rt, err := localengine.Open(*lib)
+		if err != nil {
+			return err
+		}
+		if err := rt.Quantize(f32, out, *quant, runtime.NumCPU()); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s, %d parameters, %.1f MB%s\n", out, s.Name, s.Params(), float64(fi.Size())/1e6, map[bool]string{true: ", " + *quant, false: ", f32"}[*quant != ""])
+	return nil
+}
