@@ -159,6 +159,13 @@ func TestInvalid(t *testing.T) {
 		{"bad custom category", "keys:", "classification:\n  custom:\n    - {label: X, pattern: 'x', category: other}\nkeys:", `classification.custom[0].category: must be pii or secret; got "other"`},
 		{"bad admin key hash", "keys:", "admin:\n  keys:\n    - {id: ops, sha256: nope}\nkeys:", "admin.keys[0].sha256: must be 64 lowercase hex digits"},
 		{"admin key reused as a virtual key", "keys:", "admin:\n  keys:\n    - {id: ops, sha256: " + validHash + "}\nkeys:", "admin.keys[0].sha256: the same key is a virtual key too"},
+		{"local backend with a base_url", "kind: selfhosted", "kind: local", "backends[1].base_url: must be empty for the embedded engine"},
+		{"llamacpp provider on a remote kind", "kind: selfhosted", "kind: selfhosted\n    provider: llamacpp", "backends[1].provider: llamacpp is the embedded engine; its backends are kind local"},
+		{"local model without a path", "keys:", "local_engine:\n  models: [{name: tiny}]\nkeys:", "local_engine.models[0].path: is required"},
+		{"duplicate local model", "keys:", "local_engine:\n  models: [{name: a, path: x}, {name: a, path: y}]\nkeys:", `local_engine.models[1].name: duplicate local model "a"`},
+		{"negative slots", "keys:", "local_engine:\n  models: [{name: a, path: x, slots: -1}]\nkeys:", "local_engine.models[0].slots: must be >= 0"},
+		{"gpu_layers below -1", "keys:", "local_engine:\n  models: [{name: a, path: x, gpu_layers: -2}]\nkeys:", "local_engine.models[0].gpu_layers: must be >= -1"},
+		{"unknown local_engine key", "keys:", "local_engine:\n  modles: []\nkeys:", "local_engine.modles: unknown field"},
 		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,4 +198,29 @@ func TestUnsetCachedPriceIsNotReportedTwice(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "backends[0].price.input_per_mtok: must be >= 0")
 	assert.NotContains(t, err.Error(), "cached_input_per_mtok")
+}
+
+func TestLocalEngine(t *testing.T) {
+	doc := `
+local_engine:
+  models:
+    - {name: tiny, path: /models/tiny.gguf, slots: 8}
+backends:
+  - {name: local, kind: local}
+models:
+  - name: chat
+    deployments:
+      - {backend: local, model: tiny}
+`
+	cfg, err := Parse([]byte(doc), env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, ProviderLlamaCpp, cfg.Backends[0].Provider, "kind local defaults to the embedded engine")
+	assert.Equal(t, 8, cfg.LocalEngine.Models[0].Slots)
+
+	_, err = Parse([]byte(strings.Replace(doc, "model: tiny}", "model: huge}", 1)), env(nil))
+	require.ErrorContains(t, err, `models[0].deployments[0].model: no local_engine model named "huge"`)
+	_, err = Parse([]byte(strings.Replace(doc, "kind: local}", "kind: local, models: [huge]}", 1)), env(nil))
+	require.ErrorContains(t, err, `backends[0].models[0]: no local_engine model named "huge"`)
+	_, err = Parse([]byte(strings.Replace(doc, "kind: local}", "kind: local, provider: openai}", 1)), env(nil))
+	require.ErrorContains(t, err, "backends[0].provider: a local backend is served by the embedded engine")
 }

@@ -36,6 +36,9 @@ func localLibOrSkip(t *testing.T) string {
 		dir = filepath.Join("..", localengine.DefaultLibDir)
 	}
 	if _, err := localengine.Open(dir); err != nil {
+		if os.Getenv("SWITCHYARD_REQUIRE_LLAMA") == "1" {
+			t.Fatalf("llama.cpp libraries required (SWITCHYARD_REQUIRE_LLAMA=1) but not loadable: %v", err)
+		}
 		t.Skipf("llama.cpp libraries not available (run scripts/fetch-llama.sh or set %s): %v", localengine.LibEnv, err)
 	}
 	return dir

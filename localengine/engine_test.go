@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 func runtimeOrSkip(t testing.TB) *Runtime {
 	t.Helper()
 	if testRTErr != nil {
+		if os.Getenv("SWITCHYARD_REQUIRE_LLAMA") == "1" {
+			t.Fatalf("llama.cpp libraries required (SWITCHYARD_REQUIRE_LLAMA=1) but not loadable: %v", testRTErr)
+		}
 		t.Skipf("llama.cpp libraries not available (run scripts/fetch-llama.sh or set %s): %v", LibEnv, testRTErr)
 	}
 	return testRT
