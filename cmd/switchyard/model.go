@@ -15,7 +15,7 @@ import (
 )
 
 const modelUsage = `usage:
-  switchyard model generate [-shape tiny|bench] [-seed N] [-quantize TYPE] [-lib DIR] OUT.gguf
+  switchyard model generate [-shape tiny|bench|llama3-8b] [-seed N] [-quantize TYPE] [-lib DIR] OUT.gguf
       write a llama-architecture GGUF model with seeded random weights, for
       tests, demos and benchmarks (its output is noise, its speed is real).
       -quantize (q8_0, q4_k_m, ...) runs llama.cpp's quantizer and needs its
@@ -27,7 +27,7 @@ func modelCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("model generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	shape := fs.String("shape", "tiny", "model shape: tiny (under 1 MB) or bench (about 125M parameters)")
+	shape := fs.String("shape", "tiny", "model shape: tiny (under 1 MB), bench (about 125M parameters) or llama3-8b")
 	seed := fs.Int64("seed", 1, "random seed; the same seed writes the same file")
 	quant := fs.String("quantize", "", "quantize with llama.cpp: "+strings.Join(localengine.QuantTypes(), ", "))
 	lib := fs.String("lib", "", "llama.cpp library directory, for -quantize")
@@ -44,8 +44,12 @@ func modelCmd(args []string, stdout, stderr io.Writer) error {
 		s = gguf.Tiny
 	case "bench":
 		s = gguf.Bench
+	case "llama3-8b":
+		// Llama-3-8B's shape (8.03B parameters; a 32 GB F32 file before
+		// quantization), for GPU throughput against the bandwidth bound.
+		s = gguf.Shape{Name: "switchyard-llama3-8b-shape", Embd: 4096, Layers: 32, Heads: 32, HeadsKV: 8, FF: 14336, Context: 8192, Vocab: 128256}
 	default:
-		return fmt.Errorf("unknown shape %q (tiny or bench)", *shape)
+		return fmt.Errorf("unknown shape %q (tiny, bench or llama3-8b)", *shape)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err

@@ -54,8 +54,8 @@ type Shape struct {
 	Vocab int
 }
 
-// Tiny is a model of about 135k parameters, a file of about 560 KB, that
-// loads and runs in milliseconds. Shapes are values: copy and modify freely.
+// Tiny is a model of 139,584 parameters (a 571,488-byte file) that loads
+// and runs in milliseconds. Shapes are values: copy and modify freely.
 var Tiny = Shape{
 	Name:    "switchyard-tiny-llama",
 	Embd:    64,

@@ -42,7 +42,7 @@ const spaceMarker = "▁"
 
 // commonWords become "▁"-prefixed pieces, together with all their prefixes so
 // that SentencePiece merges can reach them. The first ones matter for tests:
-// "hello world" tokenizes to <s> ▁hello ▁world.
+// "hello world" tokenizes to <s> ▁hello ▁world. Read-only.
 var commonWords = []string{
 	"hello", "world", "the", "and", "of", "to", "in", "is", "you", "that", "it", "he", "was",
 	"for", "on", "are", "as", "with", "his", "they", "at", "be", "this", "have", "from", "or",
