@@ -87,7 +87,8 @@ type LocalModel struct {
 	Batch int `yaml:"batch"`
 	// GPULayers is how many layers to offload to a GPU (-1: all). Default 0.
 	GPULayers int `yaml:"gpu_layers"`
-	// Threads is the CPU threads per decode step. Default 1.
+	// Threads is the CPU threads per decode step. Default half the CPUs,
+	// at least 1.
 	Threads int `yaml:"threads"`
 	// ChatTemplate overrides the GGUF's own chat template: a llama.cpp
 	// built-in name (chatml, llama3, mistral-v7, ...) or a template text.
