@@ -273,4 +273,22 @@ func TestEmbeddings(t *testing.T) {
 	require.NotEqual(t, a, c)
 	_, err = m.Generate(context.Background(), Request{Prompt: "x"})
 	require.True(t, errors.Is(err, ErrWrongKind))
+	_, _, err = m.Embed(context.Background(), "a\x00b")
+	require.ErrorIs(t, err, ErrNUL)
+}
+
+// Repetition penalties change what greedy decoding picks: a strong
+// penalty avoids tokens it has seen, so the text differs and repeats less.
+func TestRepetitionPenalties(t *testing.T) {
+	m := loadTiny(t, Spec{Slots: 1})
+	plain, _, _ := collect(t, m, context.Background(), Request{Prompt: "repeat", MaxTokens: 48, Sampling: greedy})
+	for _, s := range []Sampling{
+		{RepeatPenalty: 3},
+		{RepeatPenalty: 1, FrequencyPenalty: 2},
+		{RepeatPenalty: 1, PresencePenalty: 2},
+	} {
+		got, _, u := collect(t, m, context.Background(), Request{Prompt: "repeat", MaxTokens: 48, Sampling: s})
+		require.Equal(t, 48, u.CompletionTokens)
+		require.NotEqual(t, plain, got, "%+v", s)
+	}
 }

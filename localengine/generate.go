@@ -28,7 +28,7 @@ func (m *Model) applyTemplate(msgs []Message) (string, error) {
 	size := 0
 	for i, msg := range msgs {
 		if strings.IndexByte(msg.Role, 0) >= 0 || strings.IndexByte(msg.Content, 0) >= 0 {
-			return "", errors.New("message contains a NUL character")
+			return "", ErrNUL
 		}
 		chat[i] = llama.NewChatMessage(msg.Role, msg.Content)
 		size += len(msg.Role) + len(msg.Content)
@@ -158,6 +158,9 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Generation, error) 
 	if m.spec.Embeddings {
 		return nil, ErrWrongKind
 	}
+	if strings.IndexByte(req.Prompt, 0) >= 0 {
+		return nil, ErrNUL // the binding would pass llama.cpp a nil pointer
+	}
 	prompt := llama.Tokenize(m.vocab, req.Prompt, true, true)
 	if len(prompt) == 0 {
 		return nil, errors.New("empty prompt")
@@ -247,6 +250,9 @@ func (g *Generation) Result() (finish string, u Usage) {
 func (m *Model) Embed(ctx context.Context, text string) ([]float32, int, error) {
 	if !m.spec.Embeddings {
 		return nil, 0, ErrWrongKind
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return nil, 0, ErrNUL
 	}
 	toks := llama.Tokenize(m.vocab, text, true, false)
 	if len(toks) == 0 {

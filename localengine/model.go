@@ -74,6 +74,9 @@ var (
 	ErrQueueFull = errors.New("local engine: all slots busy and the queue is full")
 	// ErrClosed means the model was unloaded.
 	ErrClosed = errors.New("local engine: model unloaded")
+	// ErrNUL is text with a NUL character, which llama.cpp's C API cannot
+	// take.
+	ErrNUL = errors.New("local engine: text contains a NUL character")
 	// ErrWrongKind is a generation request to an embedding model or the
 	// other way round.
 	ErrWrongKind = errors.New("local engine: operation not served by this model")

@@ -93,6 +93,9 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 			return nil, err
 		}
 		if c.gen.Prompt, err = m.ChatPrompt(msgs); err != nil {
+			if errors.Is(err, ErrNUL) {
+				return nil, engineError(err)
+			}
 			return nil, invalid("messages", err.Error())
 		}
 	}
@@ -295,6 +298,8 @@ func engineError(err error) error {
 		return &providers.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "local_engine_busy", Message: "the local engine is at capacity; try again shortly", Retryable: true, RetryAfter: "1", Err: err}
 	case errors.Is(err, ErrClosed):
 		return &providers.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_not_loaded", Message: "the local model is not loaded", Retryable: true, Err: err}
+	case errors.Is(err, ErrNUL):
+		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Message: "the local engine cannot take text with NUL (\\u0000) characters", Err: err}
 	case errors.Is(err, ErrWrongKind):
 		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unsupported_operation", Message: "this local model does not serve that operation (embedding models serve only /v1/embeddings)", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

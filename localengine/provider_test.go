@@ -189,6 +189,8 @@ func TestProviderRefusesWhatItCannotDo(t *testing.T) {
 		{"two prompts", "tiny", `{"prompt":["a","b"]}`, providers.OpCompletion, 400, "invalid_request", "prompt", false},
 		{"embeddings from a chat model", "tiny", `{"input":"hi"}`, providers.OpEmbeddings, 400, "unsupported_operation", "", false},
 		{"token-array input", "tiny", `{"input":[[1,2,3]]}`, providers.OpEmbeddings, 400, "invalid_request", "input", false},
+		{"NUL in a message", "tiny", `{"messages":[{"role":"user","content":"a\u0000b"}]}`, providers.OpChat, 400, "invalid_request", "", false},
+		{"NUL in a prompt", "tiny", `{"prompt":"a\u0000b"}`, providers.OpCompletion, 400, "invalid_request", "", false},
 		{"model not loaded", "broken", `{"messages":[{"role":"user","content":"hi"}]}`, providers.OpChat, 503, "model_not_loaded", "", true},
 		{"unknown model", "nope", `{"messages":[{"role":"user","content":"hi"}]}`, providers.OpChat, 503, "model_not_loaded", "", true},
 	} {

@@ -186,8 +186,8 @@ func (m *Model) run() {
 				continue
 			}
 			n := llama.TokenToPiece(m.vocab, tok, piece, 0, false)
-			if int(n) > len(piece) {
-				piece = make([]byte, n)
+			if n < 0 { // the piece needs -n bytes
+				piece = make([]byte, -n)
 				n = llama.TokenToPiece(m.vocab, tok, piece, 0, false)
 			}
 			text, stopped := s.job.out.push(piece[:max(n, 0)])
