@@ -223,6 +223,19 @@ type Price struct {
 	// cache. Unset means the input price: cached tokens are never billed
 	// at zero by omission.
 	CachedInputPerMTok *float64 `yaml:"cached_input_per_mtok"`
+	// CacheWritePerMTok prices prompt tokens written to the provider's
+	// cache (Anthropic's cache creation, 1.25x input there). Unset means
+	// the input price.
+	CacheWritePerMTok *float64 `yaml:"cache_write_per_mtok"`
+}
+
+// CacheWrite is the price of cache-written input tokens, the input price
+// when unset.
+func (p Price) CacheWrite() float64 {
+	if p.CacheWritePerMTok == nil {
+		return p.InputPerMTok
+	}
+	return *p.CacheWritePerMTok
 }
 
 // Cached is the price of cached input tokens, the input price when unset.

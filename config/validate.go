@@ -280,20 +280,20 @@ func (v *validator) price(path string, p Price) {
 	for _, f := range []struct {
 		name string
 		val  float64
-	}{{"input_per_mtok", p.InputPerMTok}, {"output_per_mtok", p.OutputPerMTok}, {"cached_input_per_mtok", cachedOrZero(p)}} {
+	}{{"input_per_mtok", p.InputPerMTok}, {"output_per_mtok", p.OutputPerMTok}, {"cached_input_per_mtok", orZero(p.CachedInputPerMTok)}, {"cache_write_per_mtok", orZero(p.CacheWritePerMTok)}} {
 		if f.val < 0 {
 			v.add(path+"."+f.name, "must be >= 0")
 		}
 	}
 }
 
-// cachedOrZero is the cached price as written; unset is not an error of
-// its own even when the input price it defaults to is.
-func cachedOrZero(p Price) float64 {
-	if p.CachedInputPerMTok == nil {
+// orZero is an optional price as written; unset is not an error of its
+// own even when the input price it defaults to is.
+func orZero(p *float64) float64 {
+	if p == nil {
 		return 0
 	}
-	return *p.CachedInputPerMTok
+	return *p
 }
 
 func (v *validator) err() error { return errors.Join(v.errs...) }

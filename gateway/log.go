@@ -75,6 +75,7 @@ func (s *Server) emit(r *record) {
 			slog.Int64("prompt_tokens", u.PromptTokens),
 			slog.Int64("completion_tokens", u.CompletionTokens),
 			slog.Int64("cached_tokens", u.CachedTokens),
+			slog.Int64("cache_write_tokens", u.CacheWriteTokens),
 			slog.Bool("usage_estimated", u.Estimated),
 			slog.String("cost_usd", r.cost.String()),
 		)

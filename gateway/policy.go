@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
+	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/router"
 )
@@ -113,7 +114,7 @@ func (s *Server) policyInput(header func(string, ...string) string, call *call, 
 			Region: b.Region, Jurisdiction: b.Jurisdiction, Healthy: d.Healthy(),
 			P95LatencyMs:      sig2(float64(d.P95Latency().Microseconds()) / 1000),
 			TTFTMs:            sig2(float64(d.P95TTFT().Microseconds()) / 1000),
-			EstCostUSD:        sig2Up(d.Price.Cost(promptEst, 0, outEst).USD()),
+			EstCostUSD:        sig2Up(d.Price.Cost(pricing.Tokens{Prompt: promptEst, Completion: outEst}).USD()),
 			ContextWindow:     b.ContextWindow,
 			ZeroDataRetention: b.ZeroDataRetention,
 		})

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/classify"
+	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/router"
 )
@@ -112,7 +113,7 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	if usage == nil {
 		usage = estimateUnary(call, res.Response.Body)
 	}
-	cost := d.Price.Cost(usage.PromptTokens, usage.CachedTokens, usage.CompletionTokens)
+	cost := d.Price.Cost(tokens(usage))
 	rec.usage, rec.cost = usage, cost
 
 	setBackendHeaders(c, d)
@@ -194,4 +195,9 @@ func duplicateKey(v gjson.Result) (string, bool) {
 		return "", false
 	}
 	return dupKey, true
+}
+
+// tokens is usage as the price list counts it.
+func tokens(u *providers.Usage) pricing.Tokens {
+	return pricing.Tokens{Prompt: u.PromptTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens, Completion: u.CompletionTokens}
 }

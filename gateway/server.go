@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/providers/openai"
+	"github.com/switchyard/switchyard/providers/upstream"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -171,15 +172,7 @@ func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, e
 		case config.ProviderLlamaCpp:
 			clients[b.Name] = localengine.NewProvider(local)
 		case config.ProviderOpenAI:
-			clients[b.Name] = openai.New(openai.Options{
-				Backend:              b.Name,
-				BaseURL:              b.BaseURL,
-				APIKey:               b.APIKey.Value(),
-				ConnectTimeout:       b.Timeouts.Connect,
-				FirstByteTimeout:     b.Timeouts.FirstByte,
-				BetweenChunksTimeout: b.Timeouts.BetweenChunks,
-				MaxIdleConns:         b.MaxIdleConns,
-			})
+			clients[b.Name] = openai.New(openai.Options{BaseURL: b.BaseURL, APIKey: b.APIKey.Value(), Options: upstreamOptions(b)})
 		default:
 			return nil, fmt.Errorf("backend %q: unknown provider %q", b.Name, b.Provider)
 		}
@@ -200,7 +193,7 @@ func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, e
 				Backend:  b.Name,
 				Kind:     b.Kind,
 				Model:    d.Model,
-				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.Cached()),
+				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.Cached(), p.CacheWrite()),
 				Provider: clients[b.Name],
 			})
 		}
@@ -266,6 +259,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// upstreamOptions are a backend's HTTP settings.
+func upstreamOptions(b config.Backend) upstream.Options {
+	return upstream.Options{Backend: b.Name, ConnectTimeout: b.Timeouts.Connect, FirstByteTimeout: b.Timeouts.FirstByte,
+		BetweenChunksTimeout: b.Timeouts.BetweenChunks, MaxIdleConns: b.MaxIdleConns}
 }
 
 // localSpecs turns the config's local models into engine specs.

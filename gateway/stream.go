@@ -264,7 +264,7 @@ func (r *relay) settle() {
 		}
 	}
 	r.rec.usage = u
-	r.rec.cost = r.d.Price.Cost(u.PromptTokens, u.CachedTokens, u.CompletionTokens)
+	r.rec.cost = r.d.Price.Cost(tokens(u))
 }
 
 func (r *relay) finish() { r.s.emit(r.rec) }
@@ -276,6 +276,7 @@ type costComment struct {
 	PromptTokens     int64  `json:"prompt_tokens"`
 	CompletionTokens int64  `json:"completion_tokens"`
 	CachedTokens     int64  `json:"cached_tokens"`
+	CacheWriteTokens int64  `json:"cache_write_tokens,omitempty"`
 	Estimated        bool   `json:"usage_estimated"`
 }
 
@@ -284,7 +285,7 @@ func (r *relay) costComment() []byte {
 	b, _ := json.Marshal(costComment{
 		Backend: r.d.Backend, Model: r.d.Model, CostUSD: r.rec.cost.String(),
 		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CachedTokens: u.CachedTokens,
-		Estimated: u.Estimated,
+		CacheWriteTokens: u.CacheWriteTokens, Estimated: u.Estimated,
 	})
 	return b
 }

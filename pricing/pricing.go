@@ -14,15 +14,16 @@ import (
 
 // Price is a price list in micro-USD per million tokens.
 type Price struct {
-	Input       int64 // prompt tokens that were not served from a cache
+	Input       int64 // prompt tokens neither read from nor written to a cache
 	Output      int64 // completion tokens
-	CachedInput int64 // prompt tokens served from the provider's cache
+	CachedInput int64 // prompt tokens read from the provider's cache
+	CacheWrite  int64 // prompt tokens written to the provider's cache
 }
 
 // FromUSDPerMTok converts USD per million tokens, as written in config, to
 // a Price.
-func FromUSDPerMTok(input, output, cachedInput float64) Price {
-	return Price{Input: micro(input), Output: micro(output), CachedInput: micro(cachedInput)}
+func FromUSDPerMTok(input, output, cachedInput, cacheWrite float64) Price {
+	return Price{Input: micro(input), Output: micro(output), CachedInput: micro(cachedInput), CacheWrite: micro(cacheWrite)}
 }
 
 func micro(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
@@ -30,13 +31,22 @@ func micro(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
 // Cost is an amount in pico-USD.
 type Cost int64
 
-// Cost prices a request: cached prompt tokens at the cached rate, the rest of
-// the prompt at the input rate, completion tokens at the output rate.
-// cached is clamped to [0, prompt] so no token is billed twice.
-func (p Price) Cost(prompt, cached, completion int64) Cost {
-	cached = min(max(cached, 0), max(prompt, 0))
-	uncached := max(prompt, 0) - cached
-	return Cost(uncached*p.Input + cached*p.CachedInput + max(completion, 0)*p.Output)
+// Tokens is a request's usage. Prompt counts every input token; Cached and
+// CacheWrite are the parts of it read from and written to a cache.
+type Tokens struct {
+	Prompt, Cached, CacheWrite, Completion int64
+}
+
+// Cost prices a request: cached prompt tokens at the cached rate,
+// cache-written ones at the cache-write rate, the rest of the prompt at the
+// input rate, completion tokens at the output rate. Cached and CacheWrite
+// are clamped into the prompt, so no token is billed twice.
+func (p Price) Cost(t Tokens) Cost {
+	prompt := max(t.Prompt, 0)
+	cached := min(max(t.Cached, 0), prompt)
+	written := min(max(t.CacheWrite, 0), prompt-cached)
+	plain := prompt - cached - written
+	return Cost(plain*p.Input + cached*p.CachedInput + written*p.CacheWrite + max(t.Completion, 0)*p.Output)
 }
 
 // USD returns the cost in dollars, for display and metrics.

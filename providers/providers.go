@@ -56,6 +56,9 @@ type Usage struct {
 	// CachedTokens are the prompt tokens served from the provider's cache;
 	// they are part of PromptTokens.
 	CachedTokens int64
+	// CacheWriteTokens are the prompt tokens written to the provider's
+	// cache (Anthropic's cache creation); part of PromptTokens.
+	CacheWriteTokens int64
 	// Estimated is true when the upstream reported no usage and the gateway
 	// estimated it.
 	Estimated bool

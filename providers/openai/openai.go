@@ -14,82 +14,48 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/switchyard/switchyard/internal/sse"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/providers/upstream"
 )
 
-// Limits on what is read from an upstream.
-const (
-	maxResponseBytes = 128 << 20 // a large embeddings batch fits
-	maxErrorBytes    = 64 << 10
-)
-
-// Options configure a Client. Zero durations disable that timeout.
+// Options configure a Client.
 type Options struct {
-	// Backend names the backend in error messages.
-	Backend string
+	upstream.Options
 	// BaseURL is the API root, for example https://api.openai.com/v1.
 	BaseURL string
 	// APIKey is sent as "Authorization: Bearer"; empty sends none.
 	APIKey string
-	// ConnectTimeout bounds dialling, TLS included.
-	ConnectTimeout time.Duration
-	// FirstByteTimeout bounds the wait for the response headers and, when
-	// streaming, the first event.
-	FirstByteTimeout time.Duration
-	// BetweenChunksTimeout bounds the silence between two stream events,
-	// and reading a non-streaming body once its headers arrived.
-	BetweenChunksTimeout time.Duration
-	// MaxIdleConns is the keep-alive pool size. Zero means 256.
-	MaxIdleConns int
-	// Transport overrides the pooled transport built from the options
-	// above; nil builds one.
-	Transport http.RoundTripper
+	// Header holds extra headers sent with every request (Azure's api-key,
+	// an organisation id).
+	Header http.Header
+	// Query is appended to every URL (Azure's api-version).
+	Query string
+	// Path maps an operation to the URL path below BaseURL; nil means
+	// Operation.Path (Azure puts the deployment in the path).
+	Path func(providers.Operation, string) string
 }
 
 // Client speaks the OpenAI API to one upstream. It is safe for concurrent use.
 type Client struct {
+	*upstream.Client
 	o    Options
 	base string
 	auth string
-	http *http.Client
 }
 
 var _ providers.Provider = (*Client)(nil)
 
 // New returns a Client with its own keep-alive connection pool.
 func New(o Options) *Client {
-	if o.MaxIdleConns == 0 {
-		o.MaxIdleConns = 256
-	}
-	rt := o.Transport
-	if rt == nil {
-		dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
-		rt = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         dialer.DialContext,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        o.MaxIdleConns,
-			MaxIdleConnsPerHost: o.MaxIdleConns,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: o.ConnectTimeout,
-		}
-	}
-	c := &Client{
-		o:    o,
-		base: strings.TrimRight(o.BaseURL, "/"),
-		http: &http.Client{Transport: rt},
-	}
+	c := &Client{Client: upstream.New(o.Options), o: o, base: strings.TrimRight(o.BaseURL, "/")}
 	if o.APIKey != "" {
 		c.auth = "Bearer " + o.APIKey
 	}
@@ -102,29 +68,24 @@ func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Res
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := c.newWatchdog(cancel)
-	defer w.stop()
+	a := c.Start(ctx)
+	defer a.End()
 
-	resp, err := c.send(ctx, req, body)
+	resp, err := c.send(a.Ctx, req, body)
 	if err != nil {
-		return nil, c.transportError(ctx, err)
+		return nil, c.TransportError(a.Ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		return nil, c.statusError(resp)
 	}
-	w.progress()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	a.Progress()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, upstream.MaxResponseBytes))
 	if err != nil {
-		return nil, c.transportError(ctx, err)
+		return nil, c.TransportError(a.Ctx, err)
 	}
 	if !gjson.ValidBytes(data) {
-		return nil, &providers.Error{
-			Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
-			Message: fmt.Sprintf("backend %q sent a response that is not JSON", c.o.Backend), Retryable: true,
-		}
+		return nil, c.BadResponse(nil, "sent a response that is not JSON")
 	}
 	return &providers.Response{Body: data, Usage: ParseUsage(gjson.GetBytes(data, "usage"))}, nil
 }
@@ -135,33 +96,25 @@ func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	w := c.newWatchdog(cancel)
-	resp, err := c.send(ctx, req, body)
+	a := c.Start(ctx)
+	resp, err := c.send(a.Ctx, req, body)
 	if err != nil {
-		w.stop()
-		err = c.transportError(ctx, err)
-		cancel(nil)
+		err = c.TransportError(a.Ctx, err)
+		a.End()
 		return nil, err
 	}
 	if resp.StatusCode >= 300 {
-		w.stop()
 		err = c.statusError(resp)
 		resp.Body.Close()
-		cancel(nil)
+		a.End()
 		return nil, err
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		w.stop()
 		resp.Body.Close()
-		cancel(nil)
-		return nil, &providers.Error{
-			Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
-			Message:   fmt.Sprintf("backend %q answered a streaming request with %q instead of an event stream", c.o.Backend, ct),
-			Retryable: true,
-		}
+		a.End()
+		return nil, c.BadResponse(nil, "answered a streaming request with %q instead of an event stream", ct)
 	}
-	return &stream{c: c, ctx: ctx, cancel: cancel, w: w, body: resp.Body, r: sse.NewReader(resp.Body)}, nil
+	return &stream{c: c, a: a, body: resp.Body, r: sse.NewReader(resp.Body)}, nil
 }
 
 // body rewrites the client's body for the upstream.
@@ -178,11 +131,22 @@ func (c *Client) body(req *providers.Request, stream bool) ([]byte, error) {
 }
 
 func (c *Client) send(ctx context.Context, req *providers.Request, body []byte) (*http.Response, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+req.Operation.Path(), bytes.NewReader(body))
+	path := req.Operation.Path()
+	if c.o.Path != nil {
+		path = c.o.Path(req.Operation, req.Model)
+	}
+	url := c.base + path
+	if c.o.Query != "" {
+		url += "?" + c.o.Query
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	h := hreq.Header
+	for k, v := range c.o.Header {
+		h[k] = v
+	}
 	h.Set("Content-Type", "application/json")
 	if req.Stream {
 		h.Set("Accept", "text/event-stream")
@@ -195,72 +159,12 @@ func (c *Client) send(ctx context.Context, req *providers.Request, body []byte) 
 	if req.RequestID != "" {
 		h.Set("X-Request-Id", req.RequestID)
 	}
-	return c.http.Do(hreq)
-}
-
-// watchdog cancels an attempt that goes silent: first-byte timeout until
-// the first sign of progress, then the between-chunks timeout after each.
-// Its methods are safe to call from any goroutine.
-type watchdog struct {
-	t       *time.Timer
-	between time.Duration
-	started atomic.Bool
-}
-
-// forever stands in for a disabled (zero) timeout.
-const forever = 100 * 365 * 24 * time.Hour
-
-func orForever(d time.Duration) time.Duration {
-	if d <= 0 {
-		return forever
-	}
-	return d
-}
-
-func (c *Client) newWatchdog(cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{between: orForever(c.o.BetweenChunksTimeout)}
-	w.t = time.AfterFunc(orForever(c.o.FirstByteTimeout), func() {
-		if w.started.Load() {
-			cancel(providers.ErrBetweenChunksTimeout)
-		} else {
-			cancel(providers.ErrFirstByteTimeout)
-		}
-	})
-	return w
-}
-
-// progress records that data arrived and restarts the between-chunks clock.
-func (w *watchdog) progress() {
-	w.started.Store(true)
-	w.t.Reset(w.between)
-}
-
-func (w *watchdog) stop() { w.t.Stop() }
-
-// transportError maps a failure to send or read: our own timeouts become
-// 504, the caller's cancellation is returned as is, anything else is an
-// unreachable upstream (502).
-func (c *Client) transportError(ctx context.Context, err error) error {
-	cause := context.Cause(ctx)
-	switch {
-	case errors.Is(cause, providers.ErrFirstByteTimeout), errors.Is(cause, providers.ErrBetweenChunksTimeout):
-		return &providers.Error{
-			Status: http.StatusGatewayTimeout, Type: "api_error", Code: providers.CodeUpstreamTimeout,
-			Message: fmt.Sprintf("backend %q timed out: %v", c.o.Backend, cause), Retryable: true, Err: err,
-		}
-	case ctx.Err() != nil:
-		return fmt.Errorf("upstream request to backend %q canceled: %w", c.o.Backend, cause)
-	}
-	return &providers.Error{
-		Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
-		Message: fmt.Sprintf("backend %q is unreachable", c.o.Backend), Retryable: true, Err: err,
-	}
+	return c.HTTP.Do(hreq)
 }
 
 // statusError maps an upstream error response.
 func (c *Client) statusError(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
-	return c.classify(resp.StatusCode, resp.Header.Get("Retry-After"), data)
+	return c.classify(resp.StatusCode, resp.Header.Get("Retry-After"), upstream.ReadError(resp))
 }
 
 // eventError maps an error event inside a stream ({"error":{...}}), using
@@ -275,52 +179,10 @@ func (c *Client) eventError(data []byte) error {
 	return e
 }
 
-// classify turns an upstream error into an *providers.Error that keeps its
-// status, message and code, with two exceptions: the upstream refusing the
-// gateway's own credentials becomes a 502 (the client's key was fine, and
-// the upstream's message may echo the gateway's key), and a 408 becomes a
-// 504. Retryable are 404 (this deployment does not serve the model), 408,
-// 429, 5xx and credential failures: another deployment may succeed.
+// classify maps an OpenAI-format error body (upstream.Classify).
 func (c *Client) classify(status int, retryAfter string, data []byte) *providers.Error {
 	msg, typ, code, param := parseError(data)
-	e := &providers.Error{Status: status, Type: typ, Code: code, Param: param, Message: msg,
-		Err: fmt.Errorf("backend %q answered %d", c.o.Backend, status)}
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden || code == "invalid_api_key":
-		e.Status, e.Type, e.Code, e.Param = http.StatusBadGateway, "api_error", providers.CodeUpstreamAuth, ""
-		e.Message = fmt.Sprintf("backend %q refused the gateway's credentials (status %d)", c.o.Backend, status)
-		e.Retryable = true
-	case status == http.StatusRequestTimeout:
-		e.Status, e.Type, e.Code = http.StatusGatewayTimeout, "api_error", providers.CodeUpstreamTimeout
-		e.Retryable = true
-	case status == http.StatusTooManyRequests:
-		if e.Type == "" {
-			e.Type = "rate_limit_error"
-		}
-		if e.Code == "" {
-			e.Code = providers.CodeRateLimited
-		}
-		e.RetryAfter = retryAfter
-		e.Retryable = true
-	case status == http.StatusNotFound:
-		e.Retryable = true
-	case status >= 500 && status <= 599:
-		e.Retryable = true
-	case status < 400 || status > 599:
-		e.Status, e.Type, e.Code = http.StatusBadGateway, "api_error", providers.CodeUpstreamUnavailable
-		e.Message = fmt.Sprintf("backend %q answered with unexpected status %d", c.o.Backend, status)
-		e.Retryable = true
-	}
-	if e.Type == "" {
-		e.Type = providers.TypeForStatus(e.Status)
-	}
-	if e.Code == "" {
-		e.Code = providers.CodeUpstreamError
-	}
-	if e.Message == "" {
-		e.Message = fmt.Sprintf("backend %q answered %d %s", c.o.Backend, status, http.StatusText(status))
-	}
-	return e
+	return c.Classify(status, retryAfter, upstream.ErrorBody{Message: msg, Type: typ, Code: code, Param: param})
 }
 
 // parseError reads the error shapes OpenAI-compatible servers use:
@@ -367,29 +229,23 @@ func ParseUsage(u gjson.Result) *providers.Usage {
 }
 
 type stream struct {
-	c      *Client
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	w      *watchdog
-	body   io.ReadCloser
-	r      *sse.Reader
-	once   sync.Once
+	c    *Client
+	a    *upstream.Attempt
+	body io.ReadCloser
+	r    *sse.Reader
+	once sync.Once
 }
 
 func (s *stream) Recv() (providers.Event, error) {
 	for {
 		ev, err := s.r.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+			if errors.Is(err, io.EOF) && s.a.Ctx.Err() == nil {
 				// Every OpenAI-compatible server ends with [DONE]; an end
 				// without it is a stream cut short.
-				return providers.Event{}, &providers.Error{
-					Status: http.StatusBadGateway, Type: "api_error", Code: providers.CodeUpstreamUnavailable,
-					Message:   fmt.Sprintf("backend %q ended the stream without [DONE]", s.c.o.Backend),
-					Retryable: true, Err: io.ErrUnexpectedEOF,
-				}
+				return providers.Event{}, s.c.BadResponse(io.ErrUnexpectedEOF, "ended the stream without [DONE]")
 			}
-			return providers.Event{}, s.c.transportError(s.ctx, err)
+			return providers.Event{}, s.c.TransportError(s.a.Ctx, err)
 		}
 		if len(ev.Data) == 0 {
 			continue
@@ -397,7 +253,7 @@ func (s *stream) Recv() (providers.Event, error) {
 		if bytes.Equal(ev.Data, []byte("[DONE]")) {
 			return providers.Event{}, io.EOF
 		}
-		s.w.progress()
+		s.a.Progress()
 		if ev.Name == "error" || bytes.Contains(ev.Data, []byte(`"error"`)) && gjson.GetBytes(ev.Data, "error").Exists() {
 			return providers.Event{}, s.c.eventError(ev.Data)
 		}
@@ -414,8 +270,7 @@ func (s *stream) Recv() (providers.Event, error) {
 
 func (s *stream) Close() error {
 	s.once.Do(func() {
-		s.w.stop()
-		s.cancel(nil)
+		s.a.End()
 		s.body.Close()
 	})
 	return nil

@@ -13,14 +13,15 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/providers/upstream"
 )
 
 func serve(t *testing.T, h http.HandlerFunc) *Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return New(Options{Backend: "up", BaseURL: srv.URL + "/v1", APIKey: "sk-up",
-		ConnectTimeout: time.Second, FirstByteTimeout: 500 * time.Millisecond, BetweenChunksTimeout: 200 * time.Millisecond})
+	return New(Options{BaseURL: srv.URL + "/v1", APIKey: "sk-up", Options: upstream.Options{Backend: "up",
+		ConnectTimeout: time.Second, FirstByteTimeout: 500 * time.Millisecond, BetweenChunksTimeout: 200 * time.Millisecond}})
 }
 
 func chatReq(stream bool) *providers.Request {
