@@ -27,9 +27,23 @@ const (
 
 // Provider types understood by this build.
 const (
-	ProviderOpenAI   = "openai"   // OpenAI and any OpenAI-compatible upstream
-	ProviderLlamaCpp = "llamacpp" // the embedded llama.cpp engine (kind local)
+	ProviderOpenAI    = "openai"    // OpenAI and any OpenAI-compatible upstream
+	ProviderLlamaCpp  = "llamacpp"  // the embedded llama.cpp engine (kind local)
+	ProviderAnthropic = "anthropic" // Anthropic's Messages API
+	ProviderGemini    = "gemini"    // Google's Gemini API
+	ProviderAzure     = "azure"     // Azure OpenAI: deployment in the URL, api-version, api-key
+	ProviderBedrock   = "bedrock"   // Amazon Bedrock's Converse API, SigV4-signed
 )
+
+// Presets are OpenAI-compatible providers known by name: provider: groq is
+// the openai provider with Groq's base URL.
+var Presets = map[string]string{
+	"mistral":   "https://api.mistral.ai/v1",
+	"groq":      "https://api.groq.com/openai/v1",
+	"deepseek":  "https://api.deepseek.com/v1",
+	"together":  "https://api.together.xyz/v1",
+	"fireworks": "https://api.fireworks.ai/inference/v1",
+}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -185,13 +199,31 @@ type Backend struct {
 	Name string `yaml:"name"`
 	// Kind is local, selfhosted or proprietary.
 	Kind string `yaml:"kind"`
-	// Provider is the wire protocol: "openai" for OpenAI and every
-	// OpenAI-compatible server.
+	// Provider is the wire protocol: openai (OpenAI and every
+	// OpenAI-compatible server), anthropic, gemini, azure, bedrock,
+	// llamacpp (the embedded engine), or a preset over openai: mistral,
+	// groq, deepseek, together, fireworks.
 	Provider string `yaml:"provider"`
-	// BaseURL is the API root, for example https://api.openai.com/v1.
+	// BaseURL is the API root, for example https://api.openai.com/v1. The
+	// anthropic, gemini and bedrock providers and the presets default it.
 	BaseURL string `yaml:"base_url"`
-	// APIKey is sent upstream as a bearer token. Write it as ${ENV_VAR}.
+	// APIKey is the upstream credential: a bearer token (openai), x-api-key
+	// (anthropic), x-goog-api-key (gemini), api-key (azure). Write it as
+	// ${ENV_VAR}.
 	APIKey Secret `yaml:"api_key"`
+	// APIVersion is Azure's api-version (required there) or Anthropic's
+	// anthropic-version header (default 2023-06-01).
+	APIVersion string `yaml:"api_version"`
+	// Beta lists Anthropic beta features (the anthropic-beta header).
+	Beta []string `yaml:"beta"`
+	// AWS holds Bedrock's credentials; empty uses the AWS SDK's default
+	// chain (environment, shared config, instance or task role). The AWS
+	// region is Region.
+	AWS AWSCredentials `yaml:"aws"`
+	// Retry retries transient failures (429, 5xx, 529, resets) on this
+	// backend before the router falls back. Default: 3 attempts for
+	// proprietary backends, none for others.
+	Retry Retry `yaml:"retry"`
 	// Region is where the backend runs, for example eu-west-1.
 	Region string `yaml:"region"`
 	// Jurisdiction is the legal area of the region, for example EU or US.
@@ -215,6 +247,24 @@ type Backend struct {
 	ContextWindow int64 `yaml:"context_window"`
 }
 
+// AWSCredentials are static AWS credentials.
+type AWSCredentials struct {
+	AccessKeyID     Secret `yaml:"access_key_id"`
+	SecretAccessKey Secret `yaml:"secret_access_key"`
+	SessionToken    Secret `yaml:"session_token"`
+}
+
+// Retry is a backend's retry policy.
+type Retry struct {
+	// Attempts is the most tries per request; 1 disables retries.
+	Attempts int `yaml:"attempts"`
+	// Base is the first backoff, doubled per retry up to Max, with full
+	// jitter. Defaults 250ms and 4s; a Retry-After longer than Max is not
+	// waited for (the router falls back instead).
+	Base time.Duration `yaml:"base"`
+	Max  time.Duration `yaml:"max"`
+}
+
 // Price is a price list in US dollars per one million tokens.
 type Price struct {
 	InputPerMTok  float64 `yaml:"input_per_mtok"`
@@ -227,6 +277,11 @@ type Price struct {
 	// cache (Anthropic's cache creation, 1.25x input there). Unset means
 	// the input price.
 	CacheWritePerMTok *float64 `yaml:"cache_write_per_mtok"`
+}
+
+// IsZero reports whether no price was written at all.
+func (p Price) IsZero() bool {
+	return p.InputPerMTok == 0 && p.OutputPerMTok == 0 && p.CachedInputPerMTok == nil && p.CacheWritePerMTok == nil
 }
 
 // CacheWrite is the price of cache-written input tokens, the input price

@@ -45,6 +45,15 @@ func (c *Config) applyDefaults() {
 			orDefault(&b.Provider, ProviderLlamaCpp)
 		}
 		orDefault(&b.Provider, ProviderOpenAI)
+		if url, ok := Presets[b.Provider]; ok {
+			orDefault(&b.BaseURL, url)
+		}
+		if b.Kind == KindProprietary {
+			orDefault(&b.Retry.Attempts, 3)
+		}
+		orDefault(&b.Retry.Attempts, 1)
+		orDefault(&b.Retry.Base, 250*time.Millisecond)
+		orDefault(&b.Retry.Max, 4*time.Second)
 		orDefault(&b.Timeouts.Connect, DefaultConnect)
 		orDefault(&b.Timeouts.FirstByte, DefaultFirstByte)
 		orDefault(&b.Timeouts.BetweenChunks, DefaultBetweenChunks)
@@ -106,8 +115,20 @@ func (c *Config) Validate() error {
 			v.add(p+".provider", "llamacpp is the embedded engine; its backends are kind local")
 		case b.Kind == KindLocal && b.Provider != ProviderLlamaCpp:
 			v.add(p+".provider", "a local backend is served by the embedded engine (provider llamacpp); use kind selfhosted for a local server you call over HTTP")
-		case b.Provider != ProviderOpenAI && b.Provider != ProviderLlamaCpp:
-			v.add(p+".provider", "unknown provider %q (known: openai, llamacpp)", b.Provider)
+		case !knownProvider(b.Provider):
+			v.add(p+".provider", "unknown provider %q (known: %s)", b.Provider, strings.Join(providerNames(), ", "))
+		}
+		if b.Provider == ProviderAzure && b.APIVersion == "" {
+			v.add(p+".api_version", "is required for azure (for example 2024-10-21)")
+		}
+		if b.Provider == ProviderBedrock && b.Region == "" {
+			v.add(p+".region", "is required for bedrock (the AWS region, for example us-east-1)")
+		}
+		if (b.AWS.AccessKeyID == "") != (b.AWS.SecretAccessKey == "") {
+			v.add(p+".aws", "access_key_id and secret_access_key go together")
+		}
+		if b.Retry.Attempts < 0 {
+			v.add(p+".retry.attempts", "must be >= 0")
 		}
 		if b.Provider == ProviderLlamaCpp {
 			if b.BaseURL != "" {
@@ -119,7 +140,9 @@ func (c *Config) Validate() error {
 				}
 			}
 		} else if b.BaseURL == "" {
-			v.add(p+".base_url", "is required")
+			if b.Provider == ProviderOpenAI || b.Provider == ProviderAzure {
+				v.add(p+".base_url", "is required")
+			}
 		} else if u, err := url.Parse(b.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add(p+".base_url", "must be an absolute http or https URL; got %q", b.BaseURL)
 		}
@@ -285,6 +308,19 @@ func (v *validator) price(path string, p Price) {
 			v.add(path+"."+f.name, "must be >= 0")
 		}
 	}
+}
+
+func knownProvider(p string) bool {
+	return slices.Contains(providerNames(), p)
+}
+
+func providerNames() []string {
+	names := []string{ProviderOpenAI, ProviderLlamaCpp, ProviderAnthropic, ProviderGemini, ProviderAzure, ProviderBedrock}
+	for k := range Presets {
+		names = append(names, k)
+	}
+	slices.Sort(names[6:])
+	return names
 }
 
 // orZero is an optional price as written; unset is not an error of its

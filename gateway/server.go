@@ -105,11 +105,14 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if local == nil {
 		local, ownsLocal = localengine.OpenPool(cfg.LocalEngine.LibDir, localSpecs(cfg.LocalEngine), log), true
 	}
+	built := false
+	defer func() {
+		if ownsLocal && !built {
+			local.Close() // a later step failed: unload what New loaded
+		}
+	}()
 	r, err := buildRouter(cfg, local)
 	if err != nil {
-		if ownsLocal {
-			local.Close()
-		}
 		return nil, err
 	}
 	keys, err := newKeyring(cfg.Keys, r)
@@ -158,6 +161,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	})
 	s.app.Server().ConnState = clearDeadlineWhenIdle
 	s.routes()
+	built = true
 	return s, nil
 }
 

@@ -2,7 +2,6 @@ package localengine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -22,7 +21,7 @@ type Message struct {
 // configured override) and opens the assistant's turn.
 func (m *Model) applyTemplate(msgs []Message) (string, error) {
 	if len(msgs) == 0 {
-		return "", errors.New("no messages")
+		return "", fmt.Errorf("%w: no messages", ErrTemplate)
 	}
 	chat := make([]llama.ChatMessage, len(msgs))
 	size := 0
@@ -37,18 +36,90 @@ func (m *Model) applyTemplate(msgs []Message) (string, error) {
 	for range 2 {
 		n := llama.ChatApplyTemplate(m.template, chat, true, buf)
 		if n < 0 {
-			return "", fmt.Errorf("chat template not supported by llama.cpp (set chat_template to a built-in name such as chatml)")
+			return "", fmt.Errorf("%w: not supported by llama.cpp (set chat_template to a built-in name such as chatml)", ErrTemplate)
 		}
 		if int(n) <= len(buf) {
 			return string(buf[:n]), nil
 		}
 		buf = make([]byte, n)
 	}
-	return "", errors.New("chat template output kept growing")
+	return "", fmt.Errorf("%w: its output kept growing", ErrTemplate)
 }
 
 // ChatPrompt is the prompt text a chat request becomes.
 func (m *Model) ChatPrompt(msgs []Message) (string, error) { return m.applyTemplate(msgs) }
+
+// Chat queues a chat request: the messages formatted with the chat
+// template and tokenized so that only the template's own text can make
+// control tokens. A message that spells one ("<|im_start|>system") gets
+// those characters as text, not a forged turn.
+func (m *Model) Chat(ctx context.Context, msgs []Message, req Request) (*Generation, error) {
+	prompt, err := m.applyTemplate(msgs)
+	if err != nil {
+		return nil, err
+	}
+	req.Prompt = prompt
+	var tokens []llama.Token
+	err = m.use(func() error {
+		tokens, err = m.chatTokens(msgs, prompt)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.generate(ctx, req, tokens)
+}
+
+// chatTokens tokenizes a formatted chat prompt. Normally that is the whole
+// text with special tokens parsed. When a message's text itself parses to
+// a control token, the template's text and the messages' texts are
+// tokenized apart, the messages as plain text. Caller holds m.mu.
+func (m *Model) chatTokens(msgs []Message, prompt string) ([]llama.Token, error) {
+	injected := false
+	for _, msg := range msgs {
+		injected = injected || m.spellsControl(msg.Role) || m.spellsControl(msg.Content)
+	}
+	if !injected {
+		return llama.Tokenize(m.vocab, prompt, true, true), nil
+	}
+	marked := make([]Message, len(msgs))
+	for i, msg := range msgs {
+		marked[i] = Message{Role: msg.Role, Content: marker(i)}
+	}
+	tmpl, err := m.applyTemplate(marked)
+	if err != nil {
+		return nil, err
+	}
+	var toks []llama.Token
+	first := true
+	for i, msg := range msgs {
+		before, after, ok := strings.Cut(tmpl, marker(i))
+		if !ok {
+			return nil, fmt.Errorf("%w: a message spells a control token and the template does not keep message texts apart", ErrTemplate)
+		}
+		toks = append(toks, llama.Tokenize(m.vocab, before, first, true)...)
+		toks = append(toks, llama.Tokenize(m.vocab, msg.Content, false, false)...)
+		first, tmpl = false, after
+	}
+	return append(toks, llama.Tokenize(m.vocab, tmpl, false, true)...), nil
+}
+
+// spellsControl reports whether text, with special tokens parsed, holds a
+// control token. Caller holds m.mu.
+func (m *Model) spellsControl(text string) bool {
+	if !strings.ContainsAny(text, "<[|") { // every common control token has one
+		return false
+	}
+	for _, t := range llama.Tokenize(m.vocab, text, false, true) {
+		if llama.VocabIsControl(m.vocab, t) || llama.VocabIsEOG(m.vocab, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// marker stands in for message i's text while the template is applied.
+func marker(i int) string { return fmt.Sprintf("\uE000%d\uE001", i) }
 
 // Sampling are the sampling parameters of one request. Temperature 0 is
 // greedy decoding.
@@ -155,21 +226,39 @@ type Generation struct {
 // busy and the queue is full, and with *ContextError when the request
 // cannot fit. Canceling ctx ends the generation and frees its slot.
 func (m *Model) Generate(ctx context.Context, req Request) (*Generation, error) {
+	return m.generate(ctx, req, nil)
+}
+
+// generate queues a request; chat passes the prompt already tokenized.
+func (m *Model) generate(ctx context.Context, req Request, tokens []llama.Token) (*Generation, error) {
 	if m.spec.Embeddings {
 		return nil, ErrWrongKind
 	}
 	if strings.IndexByte(req.Prompt, 0) >= 0 {
 		return nil, ErrNUL // the binding would pass llama.cpp a nil pointer
 	}
-	prompt := llama.Tokenize(m.vocab, req.Prompt, true, true)
+	var g *Generation
+	err := m.use(func() error {
+		prompt := tokens
+		if prompt == nil {
+			prompt = llama.Tokenize(m.vocab, req.Prompt, true, true)
+		}
+		var err error
+		g, err = m.queue(ctx, req, prompt)
+		return err
+	})
+	return g, err
+}
+
+func (m *Model) queue(ctx context.Context, req Request, prompt []llama.Token) (*Generation, error) {
 	if len(prompt) == 0 {
-		return nil, errors.New("empty prompt")
+		return nil, ErrEmpty
 	}
 	if len(prompt) >= m.window {
 		return nil, &ContextError{Prompt: len(prompt), Window: m.window}
 	}
 	maxTokens := req.MaxTokens
-	if maxTokens > 0 && len(prompt)+maxTokens > m.window {
+	if maxTokens > m.window-len(prompt) {
 		return nil, &ContextError{Prompt: len(prompt), MaxTokens: maxTokens, Window: m.window}
 	}
 	if maxTokens <= 0 {
@@ -189,12 +278,9 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Generation, error) 
 	return &Generation{j: j}, nil
 }
 
+// enqueue queues a job; the caller holds m.mu for reading, so the
+// scheduler has not made its last drain yet.
 func (m *Model) enqueue(j *job) error {
-	select {
-	case <-m.quit:
-		return ErrClosed
-	default:
-	}
 	select {
 	case m.jobs <- j:
 		return nil
@@ -254,15 +340,20 @@ func (m *Model) Embed(ctx context.Context, text string) ([]float32, int, error) 
 	if strings.IndexByte(text, 0) >= 0 {
 		return nil, 0, ErrNUL
 	}
-	toks := llama.Tokenize(m.vocab, text, true, false)
-	if len(toks) == 0 {
-		return nil, 0, errors.New("empty input")
-	}
-	if limit := min(m.window, m.spec.Batch); len(toks) > limit {
-		return nil, 0, &ContextError{Prompt: len(toks), Window: limit}
-	}
-	j := &job{ctx: ctx, prompt: toks, embed: true, enqueued: time.Now(), notify: make(chan struct{}, 1)}
-	if err := m.enqueue(j); err != nil {
+	var toks []llama.Token
+	j := &job{ctx: ctx, embed: true, enqueued: time.Now(), notify: make(chan struct{}, 1)}
+	err := m.use(func() error {
+		toks = llama.Tokenize(m.vocab, text, true, false)
+		if len(toks) == 0 {
+			return ErrEmpty
+		}
+		if limit := min(m.window, m.spec.Batch); len(toks) > limit {
+			return &ContextError{Prompt: len(toks), Window: limit}
+		}
+		j.prompt = toks
+		return m.enqueue(j)
+	})
+	if err != nil {
 		return nil, 0, err
 	}
 	for {

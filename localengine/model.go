@@ -61,6 +61,9 @@ func (s Spec) withDefaults() Spec {
 	if s.Batch <= 0 {
 		s.Batch = 512
 	}
+	// Every generating slot puts one token into each step: llama.cpp
+	// aborts the process when a batch can hold fewer outputs than slots.
+	s.Batch = max(s.Batch, s.Slots)
 	if s.Threads <= 0 {
 		s.Threads = max(1, runtime.NumCPU()/2)
 	}
@@ -77,6 +80,10 @@ var (
 	// ErrNUL is text with a NUL character, which llama.cpp's C API cannot
 	// take.
 	ErrNUL = errors.New("local engine: text contains a NUL character")
+	// ErrTemplate is a chat the chat template cannot format.
+	ErrTemplate = errors.New("chat template")
+	// ErrEmpty is a prompt or input with no tokens.
+	ErrEmpty = errors.New("local engine: empty prompt")
 	// ErrWrongKind is a generation request to an embedding model or the
 	// other way round.
 	ErrWrongKind = errors.New("local engine: operation not served by this model")
@@ -109,10 +116,18 @@ type Model struct {
 	window   int // tokens per slot
 	nEmbd    int32
 
-	jobs      chan *job
-	quit      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	jobs chan *job
+	quit chan struct{}
+	done chan struct{}
+	// mu guards closed: callers hold it for reading while they use the
+	// vocabulary or enqueue, Close for writing before it frees anything,
+	// so nothing touches a freed model and no job is queued after the
+	// scheduler's last drain.
+	mu     sync.RWMutex
+	closed bool
+	// recurrent models cannot drop part of a sequence's state, so they
+	// get no prefix reuse.
+	recurrent bool
 
 	stats stats
 }
@@ -146,24 +161,35 @@ func (rt *Runtime) Load(spec Spec) (*Model, error) {
 	cp.NThreadsBatch = int32(spec.Threads)
 	cp.KVUnified = 0
 	if spec.Embeddings {
+		// One KV pool for all sequences: with per-sequence pools llama.cpp
+		// splits a step into equal micro-batches per sequence, and mean
+		// pooling would then see only the last chunk of a long input.
+		cp.KVUnified = 1
 		cp.Embeddings = 1
-		cp.PoolingType = llama.PoolingTypeMean
+		cp.PoolingType = llama.PoolingTypeUnspecified // the model's own (CLS, last, mean)
 	}
 	lctx, err := llama.InitFromModel(lm, cp)
+	if err == nil && lctx != 0 && spec.Embeddings && llama.GetPoolingType(lctx) == llama.PoolingTypeNone {
+		// A generative model says nothing about pooling: average.
+		llama.Free(lctx)
+		cp.PoolingType = llama.PoolingTypeMean
+		lctx, err = llama.InitFromModel(lm, cp)
+	}
 	if err != nil || lctx == 0 {
 		llama.ModelFree(lm)
 		return nil, fmt.Errorf("model %q: creating a context of %d tokens x %d slots failed (not enough memory?): %v", spec.Name, window, spec.Slots, err)
 	}
 	m := &Model{
-		spec:   spec,
-		model:  lm,
-		lctx:   lctx,
-		vocab:  llama.ModelGetVocab(lm),
-		window: int(llama.NCtxSeq(lctx)),
-		nEmbd:  llama.ModelNEmbd(lm),
-		jobs:   make(chan *job, spec.Queue),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+		spec:      spec,
+		model:     lm,
+		lctx:      lctx,
+		vocab:     llama.ModelGetVocab(lm),
+		window:    int(llama.NCtxSeq(lctx)),
+		nEmbd:     llama.ModelNEmbd(lm),
+		jobs:      make(chan *job, spec.Queue),
+		recurrent: llama.ModelIsRecurrent(lm) || llama.ModelIsHybrid(lm),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if !spec.Embeddings {
 		m.template = spec.ChatTemplate
@@ -209,12 +235,26 @@ func (m *Model) Embeddings() bool { return m.spec.Embeddings }
 // Close stops the scheduler, fails queued and running requests with
 // ErrClosed, and frees the model.
 func (m *Model) Close() error {
-	m.closeOnce.Do(func() {
-		close(m.quit)
-		<-m.done
-		m.free()
-	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	close(m.quit)
+	<-m.done
+	m.free()
 	return nil
+}
+
+// use runs f with the model held open; ErrClosed once it is closed.
+func (m *Model) use(f func() error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return f()
 }
 
 func (m *Model) free() {
@@ -231,11 +271,13 @@ func (m *Model) free() {
 // Tokenize turns text into the model's tokens; special adds BOS as the
 // model wants and parses control tokens such as <|im_start|>.
 func (m *Model) Tokenize(text string, special bool) []int32 {
-	toks := llama.Tokenize(m.vocab, text, special, special)
-	out := make([]int32, len(toks))
-	for i, t := range toks {
-		out[i] = int32(t)
-	}
+	var out []int32
+	_ = m.use(func() error {
+		for _, t := range llama.Tokenize(m.vocab, text, special, special) {
+			out = append(out, int32(t))
+		}
+		return nil
+	})
 	return out
 }
 

@@ -44,8 +44,9 @@ type call struct {
 	model  *Model
 	name   string
 	gen    Request
-	inputs []string // embeddings
-	base64 bool     // embeddings encoding_format
+	msgs   []Message // chat
+	inputs []string  // embeddings
+	base64 bool      // embeddings encoding_format
 	id     string
 }
 
@@ -87,19 +88,41 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 	if c.gen, err = body.request(req.Operation); err != nil {
 		return nil, err
 	}
+	if m.Embeddings() {
+		return nil, engineError(ErrWrongKind, "model")
+	}
 	if req.Operation == providers.OpChat {
-		msgs, err := body.chatMessages()
-		if err != nil {
+		if c.msgs, err = body.chatMessages(); err != nil {
 			return nil, err
-		}
-		if c.gen.Prompt, err = m.ChatPrompt(msgs); err != nil {
-			if errors.Is(err, ErrNUL) {
-				return nil, engineError(err)
-			}
-			return nil, invalid("messages", err.Error())
 		}
 	}
 	return c, nil
+}
+
+// start queues the generation.
+func (c *call) start(ctx context.Context) (*Generation, error) {
+	var g *Generation
+	var err error
+	if c.op == providers.OpChat {
+		g, err = c.model.Chat(ctx, c.msgs, c.gen)
+	} else {
+		g, err = c.model.Generate(ctx, c.gen)
+	}
+	if err != nil {
+		return nil, engineError(err, c.param())
+	}
+	return g, nil
+}
+
+// param names the request field that holds the prompt.
+func (c *call) param() string {
+	switch c.op {
+	case providers.OpCompletion:
+		return "prompt"
+	case providers.OpEmbeddings:
+		return "input"
+	}
+	return "messages"
 }
 
 // Do answers a non-streaming request.
@@ -111,9 +134,9 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*providers.R
 	if c.op == providers.OpEmbeddings {
 		return p.embed(ctx, c)
 	}
-	g, err := c.model.Generate(ctx, c.gen)
+	g, err := c.start(ctx)
 	if err != nil {
-		return nil, engineError(err)
+		return nil, err
 	}
 	var text []byte
 	for {
@@ -122,7 +145,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*providers.R
 			break
 		}
 		if err != nil {
-			return nil, engineError(err)
+			return nil, engineError(err, c.param())
 		}
 		text = append(text, s...)
 	}
@@ -150,7 +173,7 @@ func (p *Provider) embed(ctx context.Context, c *call) (*providers.Response, err
 	for i, text := range c.inputs {
 		v, n, err := c.model.Embed(ctx, text)
 		if err != nil {
-			return nil, engineError(err)
+			return nil, engineError(err, c.param())
 		}
 		normalise(v)
 		total += n
@@ -200,10 +223,10 @@ func (p *Provider) Stream(ctx context.Context, req *providers.Request) (provider
 		return nil, invalid("stream", "embeddings cannot be streamed")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g, err := c.model.Generate(ctx, c.gen)
+	g, err := c.start(ctx)
 	if err != nil {
 		cancel()
-		return nil, engineError(err)
+		return nil, err
 	}
 	return &stream{p: p, c: c, g: g, cancel: cancel, created: p.created()}, nil
 }
@@ -244,7 +267,7 @@ func (s *stream) Recv() (providers.Event, error) {
 		}
 		if err != nil {
 			s.state = 3
-			return providers.Event{}, engineError(err)
+			return providers.Event{}, engineError(err, s.c.param())
 		}
 		if s.c.op == providers.OpChat {
 			return s.chunk(&chatDelta{Content: &text}, "", nil)
@@ -286,24 +309,28 @@ func (s *stream) Close() error {
 }
 
 // engineError maps the engine's errors to the gateway's upstream error.
-func engineError(err error) error {
+func engineError(err error, param string) error {
 	var pe *providers.Error
 	var ce *ContextError
 	switch {
 	case errors.As(err, &pe):
 		return pe
 	case errors.As(err, &ce):
-		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded", Param: "messages", Message: ce.Error(), Err: err}
+		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded", Param: param, Message: ce.Error(), Err: err}
 	case errors.Is(err, ErrQueueFull):
 		return &providers.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "local_engine_busy", Message: "the local engine is at capacity; try again shortly", Retryable: true, RetryAfter: "1", Err: err}
 	case errors.Is(err, ErrClosed):
 		return &providers.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_not_loaded", Message: "the local model is not loaded", Retryable: true, Err: err}
+	case errors.Is(err, ErrEmpty):
+		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Param: param, Message: "the prompt is empty", Err: err}
 	case errors.Is(err, ErrNUL):
 		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Message: "the local engine cannot take text with NUL (\\u0000) characters", Err: err}
 	case errors.Is(err, ErrWrongKind):
-		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unsupported_operation", Message: "this local model does not serve that operation (embedding models serve only /v1/embeddings)", Err: err}
+		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unsupported_operation", Param: "model", Message: "this local model does not serve that operation (embedding models serve only /v1/embeddings)", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, ErrTemplate):
+		return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Param: param, Message: err.Error(), Err: err}
 	}
 	return &providers.Error{Status: http.StatusInternalServerError, Type: "server_error", Code: providers.CodeUpstreamError, Message: "the local engine failed", Retryable: true, Err: err}
 }

@@ -168,7 +168,7 @@ func TestProviderWireFormat(t *testing.T) {
 }
 
 func TestProviderRefusesWhatItCannotDo(t *testing.T) {
-	p := testProvider(t)
+	p := testProvider(t, Spec{Name: "tiny-embed", Embeddings: true})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, model, body string
@@ -187,7 +187,11 @@ func TestProviderRefusesWhatItCannotDo(t *testing.T) {
 		{"max_tokens 0", "tiny", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":0}`, providers.OpChat, 400, "invalid_request", "max_tokens", false},
 		{"too long", "tiny", `{"messages":[{"role":"user","content":"` + strings.Repeat("word ", 400) + `"}]}`, providers.OpChat, 400, "context_length_exceeded", "messages", false},
 		{"two prompts", "tiny", `{"prompt":["a","b"]}`, providers.OpCompletion, 400, "invalid_request", "prompt", false},
-		{"embeddings from a chat model", "tiny", `{"input":"hi"}`, providers.OpEmbeddings, 400, "unsupported_operation", "", false},
+		{"embeddings from a chat model", "tiny", `{"input":"hi"}`, providers.OpEmbeddings, 400, "unsupported_operation", "model", false},
+		{"chat with an embedding model", "tiny-embed", `{"messages":[{"role":"user","content":"hi"}]}`, providers.OpChat, 400, "unsupported_operation", "model", false},
+		{"huge max_tokens", "tiny", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`, providers.OpChat, 400, "context_length_exceeded", "messages", false},
+		{"completion too long", "tiny", `{"prompt":"` + strings.Repeat("word ", 400) + `"}`, providers.OpCompletion, 400, "context_length_exceeded", "prompt", false},
+		{"logprobs asked", "tiny", `{"prompt":"hi","logprobs":5}`, providers.OpCompletion, 400, "invalid_request", "logprobs", false},
 		{"token-array input", "tiny", `{"input":[[1,2,3]]}`, providers.OpEmbeddings, 400, "invalid_request", "input", false},
 		{"NUL in a message", "tiny", `{"messages":[{"role":"user","content":"a\u0000b"}]}`, providers.OpChat, 400, "invalid_request", "", false},
 		{"NUL in a prompt", "tiny", `{"prompt":"a\u0000b"}`, providers.OpCompletion, 400, "invalid_request", "", false},
@@ -204,5 +208,14 @@ func TestProviderRefusesWhatItCannotDo(t *testing.T) {
 			require.Equal(t, tc.retryable, pe.Retryable)
 			require.NotEmpty(t, pe.Message)
 		})
+	}
+}
+
+func TestProviderAcceptsNeutralLogprobs(t *testing.T) {
+	p := testProvider(t)
+	for _, lp := range []string{"null", "false", "0"} {
+		_, err := p.Do(context.Background(), &providers.Request{Operation: providers.OpCompletion, Model: "tiny",
+			Body: []byte(`{"prompt":"hi","max_tokens":2,"logprobs":` + lp + `}`)})
+		require.NoError(t, err, lp)
 	}
 }

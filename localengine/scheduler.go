@@ -117,7 +117,7 @@ func (m *Model) run() {
 		var chunks []chunk
 		for k := range slots {
 			s := slots[(rr+k)%len(slots)]
-			if s.job == nil || s.generating() || budget == 0 {
+			if s.job == nil || s.generating() || budget <= 0 {
 				continue
 			}
 			rest := s.job.prompt[s.nPast:]
@@ -246,7 +246,11 @@ func (m *Model) admit(mem llama.Memory, slots []*slot, j *job) {
 	if bestN == len(j.prompt) {
 		bestN-- // the last prompt token is decoded again for its logits
 	}
-	if _, err := llama.MemorySeqRm(mem, s.seq, llama.Pos(bestN), -1); err != nil {
+	if m.recurrent {
+		bestN = 0 // a recurrent state cannot be cut back to a prefix
+	}
+	if ok, err := llama.MemorySeqRm(mem, s.seq, llama.Pos(bestN), -1); !ok || err != nil {
+		// The memory could not drop the tail: start the sequence afresh.
 		bestN = 0
 		_, _ = llama.MemorySeqRm(mem, s.seq, -1, -1)
 	}

@@ -28,7 +28,7 @@ type genBody struct {
 	N                   *int              `json:"n"`
 	Tools               []json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage   `json:"tool_choice"`
-	Logprobs            *bool             `json:"logprobs"`
+	Logprobs            json.RawMessage   `json:"logprobs"` // a bool for chat, an integer for completions
 }
 
 type wireMessage struct {
@@ -54,7 +54,9 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 	if b.N != nil && *b.N != 1 {
 		return r, invalid("n", "the local engine returns one choice per request (n must be 1)")
 	}
-	if b.Logprobs != nil && *b.Logprobs {
+	switch string(bytes.TrimSpace(b.Logprobs)) {
+	case "", "null", "false", "0":
+	default:
 		return r, invalid("logprobs", "the local engine does not return logprobs")
 	}
 	if len(b.Tools) > 0 && string(bytes.TrimSpace(b.ToolChoice)) != `"none"` {
@@ -115,7 +117,9 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 		}
 	}
 	if b.Seed != nil {
-		r.Sampling.Seed = uint32(*b.Seed)
+		// Any int64 to a uint32 other than 0xFFFFFFFF, which llama.cpp
+		// reads as "pick a random seed".
+		r.Sampling.Seed = uint32(uint64(*b.Seed) % 0xFFFFFFFF)
 	} else {
 		r.Sampling.Seed = randomSeed()
 	}
