@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -23,10 +22,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
-	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
-	"github.com/switchyard/switchyard/providers/openai"
-	"github.com/switchyard/switchyard/providers/upstream"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -165,47 +161,6 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	return s, nil
 }
 
-// buildRouter turns config backends and model routes into router
-// deployments, one provider client (and connection pool) per backend.
-func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, error) {
-	clients := map[string]providers.Provider{}
-	backends := map[string]config.Backend{}
-	for _, b := range cfg.Backends {
-		backends[b.Name] = b
-		switch b.Provider {
-		case config.ProviderLlamaCpp:
-			clients[b.Name] = localengine.NewProvider(local)
-		case config.ProviderOpenAI:
-			clients[b.Name] = openai.New(openai.Options{BaseURL: b.BaseURL, APIKey: b.APIKey.Value(), Options: upstreamOptions(b)})
-		default:
-			return nil, fmt.Errorf("backend %q: unknown provider %q", b.Name, b.Provider)
-		}
-	}
-	var routes []*router.Route
-	for _, m := range cfg.Models {
-		rt := &router.Route{Name: m.Name, Aliases: m.Aliases}
-		for _, d := range m.Deployments {
-			b, ok := backends[d.Backend]
-			if !ok {
-				return nil, fmt.Errorf("model %q: unknown backend %q", m.Name, d.Backend)
-			}
-			p := b.Price
-			if d.Price != nil {
-				p = *d.Price
-			}
-			rt.Deployments = append(rt.Deployments, &router.Deployment{
-				Backend:  b.Name,
-				Kind:     b.Kind,
-				Model:    d.Model,
-				Price:    pricing.FromUSDPerMTok(p.InputPerMTok, p.OutputPerMTok, p.Cached(), p.CacheWrite()),
-				Provider: clients[b.Name],
-			})
-		}
-		routes = append(routes, rt)
-	}
-	return router.New(routes), nil
-}
-
 func (s *Server) routes() {
 	app := s.app
 	app.Use(recover.New())
@@ -263,22 +218,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// upstreamOptions are a backend's HTTP settings.
-func upstreamOptions(b config.Backend) upstream.Options {
-	return upstream.Options{Backend: b.Name, ConnectTimeout: b.Timeouts.Connect, FirstByteTimeout: b.Timeouts.FirstByte,
-		BetweenChunksTimeout: b.Timeouts.BetweenChunks, MaxIdleConns: b.MaxIdleConns}
-}
-
-// localSpecs turns the config's local models into engine specs.
-func localSpecs(le config.LocalEngine) []localengine.Spec {
-	specs := make([]localengine.Spec, len(le.Models))
-	for i, m := range le.Models {
-		specs[i] = localengine.Spec{Name: m.Name, Path: m.Path, Context: m.Context, Slots: m.Slots, Queue: m.Queue, Batch: m.Batch,
-			GPULayers: m.GPULayers, Threads: m.Threads, ChatTemplate: m.ChatTemplate, Embeddings: m.Embeddings}
-	}
-	return specs
 }
 
 // abortGrace is how long aborted streams get to write their error event.

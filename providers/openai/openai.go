@@ -70,19 +70,9 @@ func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Res
 	}
 	a := c.Start(ctx)
 	defer a.End()
-
-	resp, err := c.send(a.Ctx, req, body)
+	data, err := c.Post(a, func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body) }, c.statusError)
 	if err != nil {
-		return nil, c.TransportError(a.Ctx, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, c.statusError(resp)
-	}
-	a.Progress()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, upstream.MaxResponseBytes))
-	if err != nil {
-		return nil, c.TransportError(a.Ctx, err)
+		return nil, err
 	}
 	if !gjson.ValidBytes(data) {
 		return nil, c.BadResponse(nil, "sent a response that is not JSON")
@@ -96,25 +86,11 @@ func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.
 	if err != nil {
 		return nil, err
 	}
-	a := c.Start(ctx)
-	resp, err := c.send(a.Ctx, req, body)
+	a, rc, err := c.OpenStream(ctx, "text/event-stream", func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body) }, c.statusError)
 	if err != nil {
-		err = c.TransportError(a.Ctx, err)
-		a.End()
 		return nil, err
 	}
-	if resp.StatusCode >= 300 {
-		err = c.statusError(resp)
-		resp.Body.Close()
-		a.End()
-		return nil, err
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		resp.Body.Close()
-		a.End()
-		return nil, c.BadResponse(nil, "answered a streaming request with %q instead of an event stream", ct)
-	}
-	return &stream{c: c, a: a, body: resp.Body, r: sse.NewReader(resp.Body)}, nil
+	return &stream{c: c, a: a, body: rc, r: sse.NewReader(rc)}, nil
 }
 
 // body rewrites the client's body for the upstream.

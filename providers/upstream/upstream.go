@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -210,4 +211,54 @@ func (c *Client) Classify(status int, retryAfter string, b ErrorBody) *providers
 		e.Message = fmt.Sprintf("backend %q answered %d %s", c.o.Backend, status, http.StatusText(status))
 	}
 	return e
+}
+
+// Send is one HTTP exchange under a.Ctx: send performs it; a transport
+// failure is mapped by TransportError and an error status (>= 300) by
+// statusError, with the body closed. On success the caller owns the body.
+func (c *Client) Send(a *Attempt, send func(context.Context) (*http.Response, error), statusError func(*http.Response) error) (*http.Response, error) {
+	resp, err := send(a.Ctx)
+	if err != nil {
+		return nil, c.TransportError(a.Ctx, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
+}
+
+// Post is a non-streaming exchange under a: the answer's body, read whole
+// (bounded by MaxResponseBytes).
+func (c *Client) Post(a *Attempt, send func(context.Context) (*http.Response, error), statusError func(*http.Response) error) ([]byte, error) {
+	resp, err := c.Send(a, send, statusError)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	a.Progress()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err != nil {
+		return nil, c.TransportError(a.Ctx, err)
+	}
+	return data, nil
+}
+
+// OpenStream starts an attempt for a streaming exchange and checks that
+// the answer is a stream of contentType (text/event-stream for SSE). On
+// success the caller owns the attempt and the body; on failure both are
+// released.
+func (c *Client) OpenStream(ctx context.Context, contentType string, send func(context.Context) (*http.Response, error), statusError func(*http.Response) error) (*Attempt, io.ReadCloser, error) {
+	a := c.Start(ctx)
+	resp, err := c.Send(a, send, statusError)
+	if err != nil {
+		a.End()
+		return nil, nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, contentType) {
+		resp.Body.Close()
+		a.End()
+		return nil, nil, c.BadResponse(nil, "answered a streaming request with %q instead of an event stream (%s)", ct, contentType)
+	}
+	return a, resp.Body, nil
 }
