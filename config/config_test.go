@@ -224,3 +224,34 @@ models:
 	_, err = Parse([]byte(strings.Replace(doc, "kind: local}", "kind: local, provider: openai}", 1)), env(nil))
 	require.ErrorContains(t, err, "backends[0].provider: a local backend is served by the embedded engine")
 }
+
+func TestProviderPresetsAndDefaults(t *testing.T) {
+	doc := `
+backends:
+  - {name: groq, kind: proprietary, provider: groq, api_key: k}
+  - {name: claude, kind: proprietary, provider: anthropic, api_key: k}
+  - {name: vllm, kind: selfhosted, base_url: "http://127.0.0.1:8000/v1"}
+models:
+  - {name: m, deployments: [{backend: groq, model: llama-3.3-70b-versatile}, {backend: claude, model: claude-sonnet-4-5}, {backend: vllm, model: q}]}
+`
+	cfg, err := Parse([]byte(doc), env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.groq.com/openai/v1", cfg.Backends[0].BaseURL, "a preset fills its base URL")
+	assert.Empty(t, cfg.Backends[1].BaseURL, "anthropic's client has its own default")
+	assert.Equal(t, 3, cfg.Backends[0].Retry.Attempts, "proprietary backends retry")
+	assert.Equal(t, 1, cfg.Backends[2].Retry.Attempts, "others do not")
+
+	for old, want := range map[string]string{
+		"provider: groq, api_key: k}":      `backends[0].provider: unknown provider "grok"`,
+		"provider: anthropic, api_key: k}": "backends[1].region: is required for bedrock",
+	} {
+		repl := map[string]string{
+			"provider: groq, api_key: k}":      "provider: grok, api_key: k}",
+			"provider: anthropic, api_key: k}": "provider: bedrock}",
+		}[old]
+		_, err := Parse([]byte(strings.Replace(doc, old, repl, 1)), env(nil))
+		require.ErrorContains(t, err, want)
+	}
+	_, err = Parse([]byte(strings.Replace(doc, "provider: anthropic, api_key: k}", "provider: azure, base_url: \"https://x.openai.azure.com/openai\"}", 1)), env(nil))
+	require.ErrorContains(t, err, "backends[1].api_version: is required for azure")
+}
