@@ -68,6 +68,57 @@ type Config struct {
 	// LocalEngine configures the embedded llama.cpp engine that backends of
 	// kind local serve from.
 	LocalEngine LocalEngine `yaml:"local_engine"`
+	// Quotas limits requests, tokens and spend per key, team and tenant.
+	Quotas Quotas `yaml:"quotas"`
+}
+
+// Quotas configures request, token and spend limits.
+type Quotas struct {
+	// Store is memory (the default: one process) or redis (shared by every
+	// replica).
+	Store string `yaml:"store"`
+	// Redis is the Redis server, Sentinel or Cluster, for store redis.
+	Redis Redis `yaml:"redis"`
+	// ReservationTTL is how long a request's reservation holds before it
+	// is released unsettled (a crashed replica). Default 10m.
+	ReservationTTL time.Duration `yaml:"reservation_ttl"`
+	// DefaultMaxOutputTokens is the completion reserved for a request that
+	// sets no max_tokens. Default 1024.
+	DefaultMaxOutputTokens int64 `yaml:"default_max_output_tokens"`
+	// OnStoreError is every limit's failure mode unless it sets its own:
+	// fail_open (the default), fail_closed or local_only.
+	OnStoreError string `yaml:"on_store_error"`
+	// Limits are the limits; each applies to one scope.
+	Limits []QuotaLimit `yaml:"limits"`
+}
+
+// Redis is how to reach Redis: one address is a single node, several a
+// Cluster; with MasterName they are Sentinels.
+type Redis struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   Secret   `yaml:"password"`
+	DB         int      `yaml:"db"`
+	// Timeout bounds dialling, reading and writing; a dead Redis costs a
+	// request at most this long. Default 100ms.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// QuotaLimit is one limit. Zero fields are unlimited.
+type QuotaLimit struct {
+	// Scope is key, team or tenant.
+	Scope string `yaml:"scope"`
+	// ID names one key id, team or tenant; empty applies the limit to each
+	// of them separately.
+	ID                string  `yaml:"id"`
+	RequestsPerMinute int64   `yaml:"requests_per_minute"`
+	RequestsPerDay    int64   `yaml:"requests_per_day"`
+	TokensPerMinute   int64   `yaml:"tokens_per_minute"`
+	USDPerDay         float64 `yaml:"usd_per_day"`
+	USDPerMonth       float64 `yaml:"usd_per_month"`
+	// OnStoreError overrides quotas.on_store_error for this limit.
+	OnStoreError string `yaml:"on_store_error"`
 }
 
 // LocalEngine configures the embedded llama.cpp engine.

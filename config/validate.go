@@ -39,6 +39,15 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Log.Format, "json")
 	orDefault(&c.Policy.OnError, "closed")
 	orDefault(&c.Policy.Audit, "stdout")
+	q := &c.Quotas
+	orDefault(&q.Store, "memory")
+	orDefault(&q.ReservationTTL, 10*time.Minute)
+	orDefault(&q.DefaultMaxOutputTokens, 1024)
+	orDefault(&q.OnStoreError, "fail_open")
+	orDefault(&q.Redis.Timeout, 100*time.Millisecond)
+	for i := range q.Limits {
+		orDefault(&q.Limits[i].OnStoreError, q.OnStoreError)
+	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		if b.Kind == KindLocal {
@@ -262,6 +271,7 @@ func (c *Config) Validate() error {
 			v.add(p+".gpu_layers", "must be >= -1 (-1 offloads every layer)")
 		}
 	}
+	c.validateQuotas(v)
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
 		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)
 	}
@@ -333,3 +343,43 @@ func orZero(p *float64) float64 {
 }
 
 func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func (c *Config) validateQuotas(v *validator) {
+	q := c.Quotas
+	modes := []string{"fail_open", "fail_closed", "local_only"}
+	switch q.Store {
+	case "memory":
+	case "redis":
+		if len(q.Redis.Addrs) == 0 {
+			v.add("quotas.redis.addrs", "is required for store redis")
+		}
+	default:
+		v.add("quotas.store", "must be memory or redis; got %q", q.Store)
+	}
+	if !slices.Contains(modes, q.OnStoreError) {
+		v.add("quotas.on_store_error", "must be one of %s; got %q", strings.Join(modes, ", "), q.OnStoreError)
+	}
+	seen := map[string]string{}
+	for i, l := range q.Limits {
+		p := fmt.Sprintf("quotas.limits[%d]", i)
+		if !slices.Contains([]string{"key", "team", "tenant"}, l.Scope) {
+			v.add(p+".scope", "must be key, team or tenant; got %q", l.Scope)
+		}
+		if prev, ok := seen[l.Scope+"\x00"+l.ID]; ok {
+			v.add(p, "the same scope and id as %s: merge them", prev)
+		}
+		seen[l.Scope+"\x00"+l.ID] = p
+		for _, f := range []struct {
+			name string
+			val  float64
+		}{{"requests_per_minute", float64(l.RequestsPerMinute)}, {"requests_per_day", float64(l.RequestsPerDay)},
+			{"tokens_per_minute", float64(l.TokensPerMinute)}, {"usd_per_day", l.USDPerDay}, {"usd_per_month", l.USDPerMonth}} {
+			if f.val < 0 {
+				v.add(p+"."+f.name, "must be >= 0")
+			}
+		}
+		if !slices.Contains(modes, l.OnStoreError) {
+			v.add(p+".on_store_error", "must be one of %s; got %q", strings.Join(modes, ", "), l.OnStoreError)
+		}
+	}
+}

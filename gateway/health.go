@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchyard/switchyard/config"
@@ -49,6 +51,16 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		status, code = "no healthy deployment", fiber.StatusServiceUnavailable
 	}
 	out := fiber.Map{"status": status, "deployments": deps, "policy": s.policy.Status()}
+	if s.quota.Enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+		s.quota.Probe(ctx)
+		cancel()
+		q := s.quota.Status()
+		out["quota"] = fiber.Map{"store": s.cfg.Quotas.Store, "degraded": q.Degraded, "store_errors": q.StoreErrors}
+		if q.Degraded && code == fiber.StatusOK {
+			out["status"] = "degraded" // still serving, under the limits' failure modes
+		}
+	}
 	if st := s.local.Status(); len(st) > 0 {
 		le := fiber.Map{"models": st}
 		if rt := s.local.Runtime; rt != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/quota"
 )
 
 // record is what the access log says about one request. Prompt and
@@ -31,9 +32,11 @@ type record struct {
 	usage      *providers.Usage
 	cost       pricing.Cost
 	err        *APIError
+	ticket     *quota.Ticket // the quota reservation to settle
 }
 
 func (s *Server) emit(r *record) {
+	s.settleQuota(r)
 	level := slog.LevelInfo
 	switch {
 	case r.status >= 500:

@@ -58,6 +58,12 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 			Message: fmt.Sprintf("The routing policy could not be evaluated (decision %s); the request was refused.", id), Err: err}
 	}
 	s.audit(id, in, d)
+	if !d.Allow && overBudgetOnly(d) {
+		// The budget, not the rules, stopped it: the client sees the
+		// quota error it would have met at admission.
+		return nil, &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
+			Message: fmt.Sprintf("You exceeded your current quota: the remaining budget cannot pay for this request on any allowed deployment (decision %s).", id)}
+	}
 	if !d.Allow {
 		codes := make([]string, len(d.Deny))
 		for i, r := range d.Deny {
@@ -99,6 +105,7 @@ func (s *Server) policyInput(header func(string, ...string) string, call *call, 
 			LatencySLOMs: max(slo, 0),
 		},
 		Subject: policies.Subject{Tenant: p.Tenant, Team: p.Team, User: p.User, KeyID: p.KeyID},
+		Budget:  s.budgetInput(p),
 	}
 	if in.Request.Entities == nil {
 		in.Request.Entities = map[string]int{}
@@ -324,6 +331,38 @@ func sig2Up(x float64) float64 {
 	}
 	p := math.Pow(10, 1-math.Floor(math.Log10(x)))
 	return math.Ceil(x*p-1e-9) / p
+}
+
+// overBudgetOnly reports whether a denial is the budget's doing alone: an
+// OVER_BUDGET denial, or no eligible backend because each was excluded
+// for OVER_BUDGET.
+func overBudgetOnly(d *policies.Decision) bool {
+	for _, r := range d.Deny {
+		switch r.Code {
+		case "OVER_BUDGET":
+		case "NO_ELIGIBLE_BACKEND":
+			for _, reasons := range d.Excluded {
+				for _, x := range reasons {
+					if x.Code != "OVER_BUDGET" {
+						return false
+					}
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return len(d.Deny) > 0
+}
+
+// sig2Down rounds down to two significant figures: a remaining budget
+// never rounds above what is left.
+func sig2Down(x float64) float64 {
+	if x <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	p := math.Pow(10, 1-math.Floor(math.Log10(x)))
+	return math.Floor(x*p+1e-9) / p
 }
 
 // checkDecision refuses results that break the contract, so that a

@@ -89,6 +89,9 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		if call.route, err = s.decide(c, call, p, rec); err != nil {
 			return err
 		}
+		if call.route, err = s.admit(c, call, p, rec); err != nil {
+			return err
+		}
 		req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
 		if call.stream {
 			return s.stream(c, call, req, rec)

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/quota"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -71,6 +72,8 @@ type Server struct {
 	policy     *policies.Engine
 	backends   map[string]config.Backend
 	local      *localengine.Pool
+	quota      *quota.Limiter
+	closeQuota func() error
 	ownsLocal  bool // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
 	stopWatch  context.CancelFunc
@@ -131,11 +134,15 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, closeQuota, err := newLimiter(cfg.Quotas)
+	if err != nil {
+		return nil, err
+	}
 	backends := make(map[string]config.Backend, len(cfg.Backends))
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota,
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -172,6 +179,8 @@ func (s *Server) routes() {
 	// The admin API authenticates admin keys, before the model API's
 	// virtual-key middleware would.
 	app.Post("/v1/switchyard/explain", s.adminAuth, s.explain)
+	app.Get("/v1/switchyard/quota", s.adminAuth, s.quotaUsage)
+	app.Post("/v1/switchyard/quota/reset", s.adminAuth, s.quotaReset)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))
@@ -199,6 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
 	defer s.auditLog.close()
+	defer s.closeQuota()
 	if s.ownsLocal {
 		// After the HTTP server: running local generations finish or are
 		// aborted first.

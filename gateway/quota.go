@@ -1,0 +1,242 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/policies"
+	"github.com/switchyard/switchyard/pricing"
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/quota"
+	"github.com/switchyard/switchyard/router"
+)
+
+// OpenAI's rate-limit headers, set on every response of a limited key.
+const (
+	HeaderLimitRequests     = "X-Ratelimit-Limit-Requests"
+	HeaderRemainingRequests = "X-Ratelimit-Remaining-Requests"
+	HeaderResetRequests     = "X-Ratelimit-Reset-Requests"
+	HeaderLimitTokens       = "X-Ratelimit-Limit-Tokens"
+	HeaderRemainingTokens   = "X-Ratelimit-Remaining-Tokens"
+	HeaderResetTokens       = "X-Ratelimit-Reset-Tokens"
+)
+
+// newLimiter builds the quota limiter and its store from config: Redis
+// through a UniversalClient (one address, a Cluster, or Sentinels), else
+// in memory.
+func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
+	var store quota.Store = quota.NewMemory(nil)
+	closeStore := func() error { return nil }
+	if q.Store == "redis" {
+		c := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs: q.Redis.Addrs, MasterName: q.Redis.MasterName, Username: q.Redis.Username,
+			Password: q.Redis.Password.Value(), DB: q.Redis.DB,
+			DialTimeout: q.Redis.Timeout, ReadTimeout: q.Redis.Timeout, WriteTimeout: q.Redis.Timeout,
+			// No retries inside one call: the limiter's breaker decides.
+			MaxRetries: -1, DialerRetries: 1,
+		})
+		store, closeStore = quota.NewRedis(c, "sy"), c.Close
+	}
+	limits := make([]quota.Limit, len(q.Limits))
+	for i, l := range q.Limits {
+		limits[i] = quota.Limit{Scope: l.Scope, ID: l.ID, RequestsPerMinute: l.RequestsPerMinute, RequestsPerDay: l.RequestsPerDay,
+			TokensPerMinute: l.TokensPerMinute, MicroUSDPerDay: microUSD(l.USDPerDay), MicroUSDPerMonth: microUSD(l.USDPerMonth),
+			OnStoreError: quota.Mode(l.OnStoreError)}
+	}
+	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL}), closeStore, nil
+}
+
+func microUSD(usd float64) int64 { return int64(usd*1e6 + 0.5) }
+
+func subjectOf(p *Principal) quota.Subject {
+	return quota.Subject{Tenant: p.Tenant, Team: p.Team, Key: p.KeyID}
+}
+
+// budgetInput is what the quota layer knows, for the policy. Amounts are
+// rounded down to two significant figures so that similar budgets share a
+// cached decision.
+func (s *Server) budgetInput(p *Principal) policies.Budget {
+	if !s.quota.Enabled() {
+		return policies.Budget{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+	defer cancel()
+	r := s.quota.Remaining(ctx, subjectOf(p))
+	round := func(v *float64) *float64 {
+		if v == nil {
+			return nil
+		}
+		x := sig2Down(*v)
+		return &x
+	}
+	return policies.Budget{KeyRemainingUSD: round(r.KeyRemainingUSD), TeamRemainingUSD: round(r.TeamRemainingUSD)}
+}
+
+// admit reserves the request's estimated tokens and cost against its
+// key's, team's and tenant's limits. It returns the route to run (only
+// local and self-hosted deployments when the store is down under a
+// local_only limit), or a 429 (rate_limit_exceeded, insufficient_quota)
+// or 503 when it may not run.
+func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
+	if !s.quota.Enabled() {
+		return call.route, nil
+	}
+	est := s.estimate(call)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+	defer cancel()
+	ticket, res := s.quota.Admit(ctx, subjectOf(p), est)
+	setRateHeaders(c, res.States)
+	switch {
+	case res.StoreErr != nil && !res.Allowed:
+		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
+			Message: "Quotas cannot be checked right now and this key's limits do not allow requests without them; try again shortly.", Err: res.StoreErr}
+	case !res.Allowed:
+		return nil, quotaDenied(c, res)
+	}
+	rec.ticket = ticket
+	if res.LocalOnly() {
+		rt := &router.Route{Name: call.route.Name}
+		for _, d := range call.route.Deployments {
+			if d.Kind == config.KindLocal || d.Kind == config.KindSelfHosted {
+				rt.Deployments = append(rt.Deployments, d)
+			}
+		}
+		if len(rt.Deployments) == 0 {
+			return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
+				Message: "Quotas cannot be checked right now; only local and self-hosted backends may serve meanwhile, and this model has none.", Err: res.StoreErr}
+		}
+		return rt, nil
+	}
+	return call.route, nil
+}
+
+// estimate is what a request may use at most: its prompt (estimated from
+// its size) plus its max_tokens (or the configured default), at the price
+// of the dearest deployment it may fall back to.
+func (s *Server) estimate(call *call) quota.Amounts {
+	prompt := estimateTokens(len(call.body))
+	out := int64(0)
+	if call.op != providers.OpEmbeddings {
+		root := gjson.ParseBytes(call.body)
+		out = root.Get("max_completion_tokens").Int()
+		if out == 0 {
+			out = root.Get("max_tokens").Int()
+		}
+		if out <= 0 {
+			out = s.cfg.Quotas.DefaultMaxOutputTokens
+		}
+	}
+	var worst pricing.Cost
+	for _, d := range call.route.Deployments {
+		worst = max(worst, d.Price.Cost(pricing.Tokens{Prompt: prompt, Completion: out}))
+	}
+	return quota.Amounts{Tokens: prompt + out, MicroUSD: picoToMicroUp(worst)}
+}
+
+// picoToMicroUp converts a cost to micro-USD, rounding up so a reservation
+// never falls short by a fraction.
+func picoToMicroUp(c pricing.Cost) int64 { return (int64(c) + 999_999) / 1_000_000 }
+
+// settleQuota records a finished request's actual usage: exactly once,
+// whatever path it ended on (answer, stream end, client gone, upstream
+// error), since emit runs once per request.
+func (s *Server) settleQuota(r *record) {
+	if r.ticket == nil {
+		return
+	}
+	var actual quota.Amounts
+	if u := r.usage; u != nil {
+		actual.Tokens = u.PromptTokens + u.CompletionTokens
+		actual.MicroUSD = picoToMicroUp(r.cost)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+	defer cancel()
+	if err := r.ticket.Settle(ctx, actual); err != nil {
+		s.log.Warn("quota settle failed; the reservation will expire", "request_id", r.requestID, "error", err)
+	}
+}
+
+// quotaDenied is the 429 for a request over a limit: rate_limit_exceeded
+// for a rate, insufficient_quota for a budget, with Retry-After.
+func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
+	d := res.Denied
+	if d.Metric == quota.USD {
+		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
+			Message: fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
+	}
+	retry := max(int64((res.RetryAfter+time.Second-1)/time.Second), 1)
+	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(retry, 10))
+	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded",
+		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scopeOf(d.Key), d.Limit, d.Metric, period(d.Period), res.RetryAfter.Round(time.Millisecond))}
+}
+
+// scopeOf turns a counter key ("team:search:tpm") into "team search".
+func scopeOf(key string) string {
+	scope, rest, _ := cut(key, ':')
+	id, _, _ := cut(rest, ':')
+	return scope + " " + id
+}
+
+func cut(s string, sep byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func period(d time.Duration) string {
+	switch d {
+	case time.Minute:
+		return "minute"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return d.String()
+}
+
+// setRateHeaders writes OpenAI's x-ratelimit-* headers from the tightest
+// request and token counters.
+func setRateHeaders(c *fiber.Ctx, states []quota.State) {
+	var req, tok *quota.State
+	for i := range states {
+		st := &states[i]
+		switch st.Metric {
+		case quota.Requests:
+			if req == nil || st.Remaining < req.Remaining {
+				req = st
+			}
+		case quota.Tokens:
+			if tok == nil || st.Remaining < tok.Remaining {
+				tok = st
+			}
+		}
+	}
+	if req != nil {
+		c.Set(HeaderLimitRequests, strconv.FormatInt(req.Limit, 10))
+		c.Set(HeaderRemainingRequests, strconv.FormatInt(req.Remaining, 10))
+		c.Set(HeaderResetRequests, resetString(req.Reset))
+	}
+	if tok != nil {
+		c.Set(HeaderLimitTokens, strconv.FormatInt(tok.Limit, 10))
+		c.Set(HeaderRemainingTokens, strconv.FormatInt(tok.Remaining, 10))
+		c.Set(HeaderResetTokens, resetString(tok.Reset))
+	}
+}
+
+// resetString formats a reset as OpenAI does: "1s", "6m0s", "120ms".
+func resetString(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return d.Round(time.Second).String()
+}
