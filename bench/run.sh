@@ -12,6 +12,8 @@
 #   DURATION  measured time per step        (default 10s)
 #   STREAM    also run streaming mode       (default true)
 #   OUT       markdown file to append to    (default bench/results.md)
+#   QUOTAS    host:port of a redis-server: turn quotas on, stored there,
+#             with limits high enough never to refuse (default: off)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -90,6 +92,16 @@ keys:
     tenant: bench
     team: bench
 EOF
+if [[ -n "${QUOTAS:-}" ]]; then
+	cat >>"$TMP/switchyard.yaml" <<EOF
+quotas:
+  store: redis
+  redis: {addrs: ["$QUOTAS"]}
+  limits:
+    - {scope: key, requests_per_minute: 100000000, tokens_per_minute: 10000000000}
+    - {scope: team, usd_per_month: 1000000}
+EOF
+fi
 
 env -u GOMAXPROCS "$TMP/switchyard" serve -config "$TMP/switchyard.yaml" >"$TMP/gateway.log" 2>&1 &
 GW_PID=$!

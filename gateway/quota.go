@@ -147,7 +147,9 @@ func picoToMicroUp(c pricing.Cost) int64 { return (int64(c) + 999_999) / 1_000_0
 
 // settleQuota records a finished request's actual usage: exactly once,
 // whatever path it ended on (answer, stream end, client gone, upstream
-// error), since emit runs once per request.
+// error), since emit runs once per request. It runs in the background so
+// the store's round trip does not delay the response; Shutdown waits for
+// the settlements in flight.
 func (s *Server) settleQuota(r *record) {
 	if r.ticket == nil {
 		return
@@ -157,11 +159,17 @@ func (s *Server) settleQuota(r *record) {
 		actual.Tokens = u.PromptTokens + u.CompletionTokens
 		actual.MicroUSD = picoToMicroUp(r.cost)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
-	defer cancel()
-	if err := r.ticket.Settle(ctx, actual); err != nil {
-		s.log.Warn("quota settle failed; the reservation will expire", "request_id", r.requestID, "error", err)
-	}
+	ticket, requestID := r.ticket, r.requestID
+	r.ticket = nil
+	s.settling.Add(1)
+	go func() {
+		defer s.settling.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+		defer cancel()
+		if err := ticket.Settle(ctx, actual); err != nil {
+			s.log.Warn("quota settle failed; the reservation will expire", "request_id", requestID, "error", err)
+		}
+	}()
 }
 
 // quotaDenied is the 429 for a request over a limit: rate_limit_exceeded

@@ -74,6 +74,7 @@ type Server struct {
 	local      *localengine.Pool
 	quota      *quota.Limiter
 	closeQuota func() error
+	settling   sync.WaitGroup // quota settlements in flight
 	ownsLocal  bool // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
 	stopWatch  context.CancelFunc
@@ -209,6 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopWatch()
 	defer s.auditLog.close()
 	defer s.closeQuota()
+	defer s.settling.Wait() // before the store closes
 	if s.ownsLocal {
 		// After the HTTP server: running local generations finish or are
 		// aborted first.
