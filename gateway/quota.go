@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -177,6 +178,7 @@ func (s *Server) settleQuota(r *record) {
 func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
 	d := res.Denied
 	if d.Metric == quota.USD {
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(untilPeriodEnds(d.Key, time.Now().UTC()), 10))
 		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
 			Message: fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
 	}
@@ -184,6 +186,16 @@ func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
 	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(retry, 10))
 	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded",
 		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scopeOf(d.Key), d.Limit, d.Metric, period(d.Period), res.RetryAfter.Round(time.Millisecond))}
+}
+
+// untilPeriodEnds is the seconds until a budget's calendar period (a UTC
+// day or month, named in its key) starts afresh.
+func untilPeriodEnds(key string, now time.Time) int64 {
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	if strings.Contains(key, ":usd-month:") {
+		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return max(int64(next.Sub(now).Seconds()+0.999), 1)
 }
 
 // scopeOf turns a counter key ("team:search:tpm") into "team search".

@@ -302,6 +302,49 @@ func TestQuotaRateLimitHeaders(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDelta(t, 30, ra, 31)
 	assert.Equal(t, "0", resp.Header.Get("X-Ratelimit-Remaining-Requests"))
+
+	// An admin resets the key's counters; it may send again at once.
+	req, _ := http.NewRequest(http.MethodPost, base+"/switchyard/quota/reset", strings.NewReader(`{"key_id":"k1"}`))
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	r2, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	r2.Body.Close()
+	require.Equal(t, 200, r2.StatusCode)
+	resp = post(t, base, chatBody)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+
+	// A virtual key cannot use the admin API.
+	req, _ = http.NewRequest(http.MethodGet, base+"/switchyard/quota?key_id=k1", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	r3, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	r3.Body.Close()
+	require.Equal(t, 401, r3.StatusCode)
+}
+
+// A spent budget is a 429 insufficient_quota, until the period ends.
+func TestQuotaBudgetSpent(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, chatCompletion("up", "ok", 10, 5, 0))
+	})
+	// Room for one reservation of this request; once it settles at 15,
+	// the rest (estimate - 5) cannot hold another, settled or not.
+	cfg, _ := quotaConfig(t, "", fmt.Sprintf("    - {scope: team, usd_per_month: %g}\n", float64(estimate+10)/1e6), up.URL+"/v1")
+	base, _ := startGateway(t, cfg)
+	resp := post(t, base, chatBody)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	resp = post(t, base, chatBody)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 429, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"code":"insufficient_quota"`)
+	ra, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+	require.NoError(t, err)
+	assert.Positive(t, ra)
+	assert.LessOrEqual(t, ra, int64(31*24*3600))
 }
 
 // ownRedis starts a redis-server this test can stop and restart.

@@ -75,7 +75,7 @@ type Server struct {
 	quota      *quota.Limiter
 	closeQuota func() error
 	settling   sync.WaitGroup // quota settlements in flight
-	ownsLocal  bool // New loaded the pool, Shutdown unloads it
+	ownsLocal  bool           // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
 	stopWatch  context.CancelFunc
 	log        *slog.Logger
