@@ -70,6 +70,55 @@ type Config struct {
 	LocalEngine LocalEngine `yaml:"local_engine"`
 	// Quotas limits requests, tokens and spend per key, team and tenant.
 	Quotas Quotas `yaml:"quotas"`
+	// Telemetry configures traces and metrics.
+	Telemetry Telemetry `yaml:"telemetry"`
+	// Ledger configures the cost ledger finance reconciles with.
+	Ledger Ledger `yaml:"ledger"`
+}
+
+// Telemetry configures OpenTelemetry.
+type Telemetry struct {
+	// Traces are exported over OTLP or to the console; off by default.
+	Traces Traces `yaml:"traces"`
+	// Metrics are served for Prometheus.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Traces configures trace export.
+type Traces struct {
+	// Exporter is none (the default), otlp-http, otlp-grpc or console.
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the collector: http://collector:4318 for otlp-http,
+	// collector:4317 for otlp-grpc. Empty uses the OTEL_EXPORTER_OTLP_*
+	// environment variables' defaults.
+	Endpoint string `yaml:"endpoint"`
+	// Headers are sent with every export, e.g. a hosted backend's key.
+	Headers map[string]Secret `yaml:"headers"`
+	// Insecure exports without TLS.
+	Insecure bool `yaml:"insecure"`
+	// SamplingRatio is the share of new traces kept, 0 to 1. Default 1.
+	SamplingRatio *float64 `yaml:"sampling_ratio"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Path is where metrics are served. Default /metrics; "off" serves
+	// none.
+	Path string `yaml:"path"`
+}
+
+// Ledger configures the cost ledger: one record per settled request.
+type Ledger struct {
+	// Store is memory (the default) or redis (quotas.redis's server; every
+	// replica writes one shared ledger).
+	Store string `yaml:"store"`
+	// Retention is how long records are kept. Default 2160h (90 days).
+	Retention time.Duration `yaml:"retention"`
+	// ReferenceModels price each team's savings: what the request would
+	// have cost on this proprietary model (from the default price table)
+	// minus what it cost. Key "default" applies to teams not listed.
+	// Default {default: gpt-4o-mini}.
+	ReferenceModels map[string]string `yaml:"reference_models"`
 }
 
 // Quotas configures request, token and spend limits.

@@ -39,6 +39,17 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Log.Format, "json")
 	orDefault(&c.Policy.OnError, "closed")
 	orDefault(&c.Policy.Audit, "stdout")
+	orDefault(&c.Telemetry.Traces.Exporter, "none")
+	if c.Telemetry.Traces.SamplingRatio == nil {
+		one := 1.0
+		c.Telemetry.Traces.SamplingRatio = &one
+	}
+	orDefault(&c.Telemetry.Metrics.Path, "/metrics")
+	orDefault(&c.Ledger.Store, "memory")
+	orDefault(&c.Ledger.Retention, 90*24*time.Hour)
+	if len(c.Ledger.ReferenceModels) == 0 {
+		c.Ledger.ReferenceModels = map[string]string{"default": "gpt-4o-mini"}
+	}
 	q := &c.Quotas
 	orDefault(&q.Store, "memory")
 	orDefault(&q.ReservationTTL, 10*time.Minute)
@@ -272,6 +283,24 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateQuotas(v)
+	if !slices.Contains([]string{"none", "otlp-http", "otlp-grpc", "console"}, c.Telemetry.Traces.Exporter) {
+		v.add("telemetry.traces.exporter", "must be none, otlp-http, otlp-grpc or console; got %q", c.Telemetry.Traces.Exporter)
+	}
+	if r := *c.Telemetry.Traces.SamplingRatio; r < 0 || r > 1 {
+		v.add("telemetry.traces.sampling_ratio", "must be between 0 and 1")
+	}
+	if p := c.Telemetry.Metrics.Path; p != "off" && !strings.HasPrefix(p, "/") {
+		v.add("telemetry.metrics.path", "must start with / (or be off); got %q", p)
+	}
+	switch c.Ledger.Store {
+	case "memory":
+	case "redis":
+		if len(c.Quotas.Redis.Addrs) == 0 {
+			v.add("ledger.store", "redis needs quotas.redis.addrs")
+		}
+	default:
+		v.add("ledger.store", "must be memory or redis; got %q", c.Ledger.Store)
+	}
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
 		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/quota"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // record is what the access log says about one request. Prompt and
@@ -33,10 +34,30 @@ type record struct {
 	cost       pricing.Cost
 	err        *APIError
 	ticket     *quota.Ticket // the quota reservation to settle
+
+	// Telemetry: the request's span and context, the routing span, the
+	// successful upstream attempt's span (ended with the usage), and what
+	// the GenAI conventions record of the answer.
+	op           providers.Operation
+	ctx          context.Context
+	span         trace.Span
+	routeSpan    trace.Span
+	routeSpanCtx context.Context
+	attemptSpan  trace.Span
+	maxTokens    int64
+	temperature  *float64
+	respID       string
+	respModel    string
+	finish       []string
+	ttfc         time.Duration // a stream's time to first chunk
+	chunks       int
+	savings      pricing.Cost
 }
 
 func (s *Server) emit(r *record) {
+	r.savings = s.savings(r)
 	s.settleQuota(r)
+	s.observe(r)
 	level := slog.LevelInfo
 	switch {
 	case r.status >= 500:
@@ -93,6 +114,7 @@ func (s *Server) emit(r *record) {
 // request except streams, which log themselves when they end.
 func (s *Server) accessLog(c *fiber.Ctx) error {
 	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
+	s.startRequestSpan(c, r)
 	c.Locals(localLog, r)
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {

@@ -17,6 +17,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
@@ -46,10 +50,12 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	id := "dec_" + strings.TrimPrefix(newRequestID(), "req_")
 	c.Set(HeaderDecisionID, id)
 	rec.decisionID = id
+	sp := s.child(rec, "policy", attrDecisionID.String(id))
 	d, err := s.policy.Decide(context.Background(), in)
 	if err == nil {
 		err = checkDecision(d)
 	}
+	s.notePolicy(sp, d, err)
 	if err != nil {
 		if s.cfg.Policy.OnError == "open" {
 			return s.failOpen(call, rec, err)
@@ -150,8 +156,12 @@ func (s *Server) routeFor(call *call, d *policies.Decision) (*router.Route, erro
 					set[l] = true
 				}
 				var err error
-				if body, _, err = (&classify.Redactor{Labels: set}).Body(call.body, call.findings); err != nil {
+				var counts map[string]int
+				if body, counts, err = (&classify.Redactor{Labels: set}).Body(call.body, call.findings); err != nil {
 					return nil, fmt.Errorf("redacting for %s backends: %w", dep.Kind, err)
+				}
+				for label, n := range counts {
+					s.tel.Metrics.Redactions.Add(context.Background(), int64(n), metric.WithAttributes(attribute.String("switchyard.entity", label), attrBackendKind.String(dep.Kind)))
 				}
 				bodies[dep.Kind] = body
 			}
@@ -331,6 +341,37 @@ func sig2Up(x float64) float64 {
 	}
 	p := math.Pow(10, 1-math.Floor(math.Log10(x)))
 	return math.Ceil(x*p-1e-9) / p
+}
+
+// notePolicy ends the policy span and counts the decision.
+func (s *Server) notePolicy(sp trace.Span, d *policies.Decision, err error) {
+	ctx := context.Background()
+	m := s.tel.Metrics
+	switch {
+	case err != nil:
+		m.PolicyDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "error")))
+		sp.SetStatus(codes.Error, err.Error())
+	case d.Allow:
+		m.PolicyDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "allow")))
+	default:
+		m.PolicyDecisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "deny")))
+	}
+	if d != nil {
+		var reasons []string
+		for _, r := range d.Deny {
+			reasons = append(reasons, r.Code)
+			m.PolicyDenials.Add(ctx, 1, metric.WithAttributes(attribute.String("switchyard.reason", r.Code)))
+		}
+		for _, rs := range d.Excluded {
+			for _, r := range rs {
+				reasons = append(reasons, r.Code)
+			}
+		}
+		sp.SetAttributes(attribute.Bool("switchyard.policy.allow", d.Allow), attribute.Bool("switchyard.policy.reused", d.Reused),
+			attribute.StringSlice("switchyard.policy.routes", d.Routes), attrReasons.StringSlice(reasons),
+			attribute.String("switchyard.policy.revision", d.Revision))
+	}
+	sp.End()
 }
 
 // overBudgetOnly reports whether a denial is the budget's doing alone: an

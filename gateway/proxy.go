@@ -1,12 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/pricing"
@@ -77,10 +78,14 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 			return err
 		}
 		rec := recordOf(c)
-		rec.model, rec.stream = call.model, call.stream
+		rec.model, rec.stream, rec.op = call.model, call.stream, op
+		rec.noteRequest(call.body)
 		// Labels and counts only: the matched text never leaves here.
+		sp := s.child(rec, "classify")
 		call.findings = s.classifier.ScanRequest(call.body)
 		rec.entities = call.findings.Counts()
+		sp.SetAttributes(attribute.Int("switchyard.entities", len(rec.entities)))
+		sp.End()
 		rt, ok := s.router.Lookup(call.model)
 		if !ok || !p.Allows(rt) {
 			return modelNotFound(call.model)
@@ -92,6 +97,7 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		if call.route, err = s.admit(c, call, p, rec); err != nil {
 			return err
 		}
+		rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
 		req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
 		if call.stream {
 			return s.stream(c, call, req, rec)
@@ -102,7 +108,7 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 
 // unary serves a non-streaming request.
 func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
-	ctx, cancel := context.WithCancelCause(s.base)
+	ctx, cancel := s.upstreamContext(rec)
 	defer cancel(nil)
 	stop := watchClient(c.Context().Conn(), s.cfg.Server.StreamKeepalive, cancel)
 	res, err := s.router.Do(ctx, call.route, req)
@@ -112,6 +118,7 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 		return err
 	}
 	d := res.Deployment
+	noteResponse(rec, res.Response.Body)
 	usage := res.Response.Usage
 	if usage == nil {
 		usage = estimateUnary(call, res.Response.Body)
@@ -203,4 +210,17 @@ func duplicateKey(v gjson.Result) (string, bool) {
 // tokens is usage as the price list counts it.
 func tokens(u *providers.Usage) pricing.Tokens {
 	return pricing.Tokens{Prompt: u.PromptTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens, Completion: u.CompletionTokens}
+}
+
+// noteRequest keeps the request parameters the GenAI conventions record.
+func (r *record) noteRequest(body []byte) {
+	root := gjson.ParseBytes(body)
+	r.maxTokens = root.Get("max_completion_tokens").Int()
+	if r.maxTokens == 0 {
+		r.maxTokens = root.Get("max_tokens").Int()
+	}
+	if t := root.Get("temperature"); t.Type == gjson.Number {
+		v := t.Float()
+		r.temperature = &v
+	}
 }

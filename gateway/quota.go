@@ -11,6 +11,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
@@ -93,7 +97,17 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 	est := s.estimate(call)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
 	defer cancel()
+	sp := s.child(rec, "quota.reserve", attribute.Int64("switchyard.quota.estimate_tokens", est.Tokens), attribute.Int64("switchyard.quota.estimate_micro_usd", est.MicroUSD))
 	ticket, res := s.quota.Admit(ctx, subjectOf(p), est)
+	sp.SetAttributes(attribute.Bool("switchyard.quota.allowed", res.Allowed))
+	if res.StoreErr != nil {
+		sp.SetAttributes(attribute.String("switchyard.quota.mode", string(res.Mode)))
+		sp.SetStatus(codes.Error, res.StoreErr.Error())
+	}
+	if res.Denied != nil {
+		s.tel.Metrics.QuotaRejections.Add(context.Background(), 1, metric.WithAttributes(attribute.String("switchyard.quota.metric", string(res.Denied.Metric))))
+	}
+	sp.End()
 	setRateHeaders(c, res.States)
 	switch {
 	case res.StoreErr != nil && !res.Allowed:
@@ -162,12 +176,15 @@ func (s *Server) settleQuota(r *record) {
 	}
 	ticket, requestID := r.ticket, r.requestID
 	r.ticket = nil
+	_, sp := s.tel.Tracer.Start(r.ctx, "quota.settle", trace.WithAttributes(attribute.Int64("switchyard.quota.tokens", actual.Tokens), attribute.Int64("switchyard.quota.micro_usd", actual.MicroUSD)))
 	s.settling.Add(1)
 	go func() {
 		defer s.settling.Done()
+		defer sp.End()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
 		defer cancel()
 		if err := ticket.Settle(ctx, actual); err != nil {
+			sp.SetStatus(codes.Error, err.Error())
 			s.log.Warn("quota settle failed; the reservation will expire", "request_id", requestID, "error", err)
 		}
 	}()

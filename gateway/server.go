@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
@@ -25,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/quota"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Response headers that tell the caller where a request went and what it
@@ -58,6 +62,9 @@ type Options struct {
 	// LocalEngine serves the config's local_engine models; nil means New
 	// loads them (and Shutdown unloads them).
 	LocalEngine *localengine.Pool
+	// SpanExporter, if set, receives the spans instead of the configured
+	// exporter (tests use an in-memory one).
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Server is the gateway. Create it with New, run it with Serve or Listen,
@@ -72,6 +79,7 @@ type Server struct {
 	policy     *policies.Engine
 	backends   map[string]config.Backend
 	local      *localengine.Pool
+	tel        *telemetry.Telemetry
 	quota      *quota.Limiter
 	closeQuota func() error
 	settling   sync.WaitGroup // quota settlements in flight
@@ -139,11 +147,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := cfg.Telemetry.Traces
+	headers := make(map[string]string, len(tr.Headers))
+	for k, v := range tr.Headers {
+		headers[k] = v.Value()
+	}
+	tel, err := telemetry.New(context.Background(), telemetry.Options{Exporter: tr.Exporter, Endpoint: tr.Endpoint, Headers: headers,
+		Insecure: tr.Insecure, SamplingRatio: *tr.SamplingRatio, SpanExporter: o.SpanExporter, Version: o.Version})
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
 	backends := make(map[string]config.Backend, len(cfg.Backends))
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel,
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -164,6 +182,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		IdleTimeout:           cfg.Server.IdleTimeout,
 	})
 	s.app.Server().ConnState = clearDeadlineWhenIdle
+	r.StartAttempt = s.startAttempt
+	if err := s.registerGauges(); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
 	s.routes()
 	built = true
 	return s, nil
@@ -175,6 +197,9 @@ func (s *Server) routes() {
 	app.Use(s.requestID)
 	app.Use(s.accessLog)
 	app.Get("/healthz", s.healthz)
+	if p := s.cfg.Telemetry.Metrics.Path; p != "off" {
+		app.Get(p, adaptor.HTTPHandler(s.tel.MetricsHandler()))
+	}
 	app.Get("/readyz", s.readyz)
 
 	// The admin API authenticates admin keys, before the model API's
@@ -211,6 +236,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.auditLog.close()
 	defer s.closeQuota()
 	defer s.settling.Wait() // before the store closes
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.tel.Shutdown(ctx) // flush the last spans
+	}()
 	if s.ownsLocal {
 		// After the HTTP server: running local generations finish or are
 		// aborted first.

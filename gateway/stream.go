@@ -53,7 +53,7 @@ var (
 )
 
 func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
-	ctx, cancel := context.WithCancelCause(s.base)
+	ctx, cancel := s.upstreamContext(rec)
 	conn := c.Context().Conn()
 	stop := watchClient(conn, s.cfg.Server.StreamKeepalive, cancel)
 	res, err := s.router.Stream(ctx, call.route, req)
@@ -195,9 +195,15 @@ func (r *relay) forward(ev providers.Event) error {
 		r.id = gjson.GetBytes(ev.Data, "id").Str
 		r.model = gjson.GetBytes(ev.Data, "model").Str
 		r.created = gjson.GetBytes(ev.Data, "created").Int()
+		r.rec.respID, r.rec.respModel = r.id, r.model
+		r.rec.ttfc = time.Since(r.rec.start)
 	}
 	if !ev.UsageOnly {
 		r.chunks++
+		r.rec.chunks = r.chunks
+		if f := gjson.GetBytes(ev.Data, "choices.0.finish_reason"); f.Type == gjson.String && f.Str != "" {
+			r.rec.finish = append(r.rec.finish, f.Str)
+		}
 	}
 	if ev.UsageOnly && !r.call.includeUsage {
 		return nil

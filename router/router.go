@@ -73,6 +73,11 @@ type Router struct {
 	// OnAttempt, if not nil, is called after every attempt, successful or
 	// not, from the request's goroutine. Telemetry hooks in here.
 	OnAttempt func(Attempt)
+	// StartAttempt, if not nil, is called before every attempt with the
+	// request's context; the attempt runs in the context it returns (a
+	// tracing span's), and end is called with the attempt's outcome. Nil
+	// runs attempts in the request's context.
+	StartAttempt func(ctx context.Context, d *Deployment) (attemptCtx context.Context, end func(Attempt))
 }
 
 // New builds a router over routes; names and aliases must be unique (config
@@ -125,7 +130,7 @@ var ErrNoDeployment = errors.New("no deployment available")
 // Do runs a non-streaming request through the route's deployments.
 func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Result, error) {
 	var resp *providers.Response
-	d, attempts, err := r.try(ctx, rt, req, false, func(d *Deployment) (err error) {
+	d, attempts, err := r.try(ctx, rt, req, false, func(ctx context.Context, d *Deployment) (err error) {
 		resp, err = d.Provider.Do(ctx, req)
 		return err
 	})
@@ -137,7 +142,7 @@ func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Re
 // caller commits to the client only after Stream returns.
 func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) (*StreamResult, error) {
 	var stream providers.Stream
-	d, attempts, err := r.try(ctx, rt, req, true, func(d *Deployment) error {
+	d, attempts, err := r.try(ctx, rt, req, true, func(ctx context.Context, d *Deployment) error {
 		s, err := d.Provider.Stream(ctx, req)
 		if err != nil {
 			return err
@@ -162,14 +167,19 @@ func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) 
 // succeeded (nil on failure), every attempt, and the error to answer with:
 // the last one, except that a rate limit seen on the way wins over a later
 // failure, so the client still learns to back off (and when).
-func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, stream bool, attempt func(*Deployment) error) (*Deployment, []Attempt, error) {
+func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, stream bool, attempt func(context.Context, *Deployment) error) (*Deployment, []Attempt, error) {
 	var attempts []Attempt
 	var last, limited error
 	for _, d := range r.order(rt) {
 		start := time.Now()
 		req.Model = d.Model
-		err := attempt(d)
+		actx, end := ctx, func(Attempt) {}
+		if r.StartAttempt != nil {
+			actx, end = r.StartAttempt(ctx, d)
+		}
+		err := attempt(actx, d)
 		attempts = r.record(ctx, attempts, d, err, start)
+		end(attempts[len(attempts)-1])
 		if err == nil {
 			if took := attempts[len(attempts)-1].Duration; stream {
 				d.health.ttft.add(took)

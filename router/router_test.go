@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -255,4 +256,40 @@ func TestAttemptsFeedLatency(t *testing.T) {
 	assert.Positive(t, rt.Deployments[0].P95Latency())
 	assert.Zero(t, rt.Deployments[0].P95TTFT())
 	assert.Zero(t, rt.Deployments[1].P95Latency(), "never tried")
+}
+
+type ctxKey struct{}
+
+// ctxProvider records the context value each attempt ran with.
+type ctxProvider struct {
+	fake
+	seen []any
+}
+
+func (c *ctxProvider) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
+	c.seen = append(c.seen, ctx.Value(ctxKey{}))
+	return c.fake.Do(ctx, req)
+}
+
+// StartAttempt gives every attempt its own context and is told how each
+// ended, in order.
+func TestStartAttemptHook(t *testing.T) {
+	a := &ctxProvider{fake: fake{outcomes: []error{errRetryable}}}
+	b := &ctxProvider{}
+	r := New([]*Route{{Name: "m", Deployments: []*Deployment{
+		{Backend: "a", Model: "up-a", Provider: a},
+		{Backend: "b", Model: "up-b", Provider: b},
+	}}})
+	var ended []string
+	r.StartAttempt = func(ctx context.Context, d *Deployment) (context.Context, func(Attempt)) {
+		return context.WithValue(ctx, ctxKey{}, "attempt on "+d.Backend), func(at Attempt) {
+			ended = append(ended, fmt.Sprintf("%s:%v", at.Deployment.Backend, at.Err != nil))
+		}
+	}
+	rt, _ := r.Lookup("m")
+	_, err := r.Do(context.Background(), rt, &providers.Request{Body: []byte(`{}`)})
+	require.NoError(t, err)
+	assert.Equal(t, []any{"attempt on a"}, a.seen)
+	assert.Equal(t, []any{"attempt on b"}, b.seen)
+	assert.Equal(t, []string{"a:true", "b:false"}, ended)
 }

@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard/switchyard/providers"
 )
 
@@ -68,7 +71,21 @@ func New(o Options) *Client {
 			TLSHandshakeTimeout: o.ConnectTimeout,
 		}
 	}
-	return &Client{o: o, HTTP: &http.Client{Transport: rt}}
+	return &Client{o: o, HTTP: &http.Client{Transport: traceContext{rt}}}
+}
+
+// traceContext sends the W3C trace context of the request's span (the
+// upstream attempt's) upstream as traceparent and tracestate, so a traced
+// upstream (vLLM, a collector-fronted API) joins the gateway's trace. A
+// request without a span goes unchanged.
+type traceContext struct{ next http.RoundTripper }
+
+func (t traceContext) RoundTrip(req *http.Request) (*http.Response, error) {
+	if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+		req = req.Clone(req.Context())
+		propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+	}
+	return t.next.RoundTrip(req)
 }
 
 // Backend is the backend's name.

@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/pricing"
+	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Switchyard's own span attributes.
+const (
+	attrDecisionID  = attribute.Key("switchyard.decision_id")
+	attrBackend     = attribute.Key("switchyard.backend")
+	attrBackendKind = attribute.Key("switchyard.backend.kind")
+	attrCostUSD     = attribute.Key("switchyard.cost_usd")
+	attrAttempts    = attribute.Key("switchyard.attempts")
+	attrReasons     = attribute.Key("switchyard.policy.reasons")
+	attrTenant      = attribute.Key("switchyard.tenant")
+	attrTeam        = attribute.Key("switchyard.team")
+)
+
+// genAIProvider is a backend's gen_ai.provider.name: the convention's
+// well-known values where there is one.
+func genAIProvider(provider string) string {
+	switch provider {
+	case config.ProviderAzure:
+		return "azure.ai.openai"
+	case config.ProviderGemini:
+		return "gcp.gemini"
+	case config.ProviderBedrock:
+		return "aws.bedrock"
+	case config.ProviderLlamaCpp:
+		return "llama.cpp"
+	case "mistral":
+		return "mistral_ai"
+	}
+	return provider
+}
+
+// genAIOperation is the convention's gen_ai.operation.name.
+func genAIOperation(op providers.Operation) string {
+	switch op {
+	case providers.OpCompletion:
+		return "text_completion"
+	case providers.OpEmbeddings:
+		return "embeddings"
+	}
+	return "chat"
+}
+
+// headerCarrier reads W3C trace context from the client's request.
+type headerCarrier struct{ c *fiber.Ctx }
+
+func (h headerCarrier) Get(k string) string { return h.c.Get(k) }
+func (h headerCarrier) Set(string, string)  {}
+func (h headerCarrier) Keys() []string      { return []string{"traceparent", "tracestate", "baggage"} }
+
+// startRequestSpan opens the request's server span, continuing the
+// client's trace when it sent one. emit ends it: for a stream that is when
+// the stream ends, not when the handler returns.
+func (s *Server) startRequestSpan(c *fiber.Ctx, r *record) {
+	ctx := s.tel.Propagator.Extract(context.Background(), headerCarrier{c})
+	ctx, r.span = s.tel.Tracer.Start(ctx, r.method+" "+r.path, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("http.request.method", r.method),
+			attribute.String("url.path", r.path),
+			attribute.String("http.route", r.path),
+		))
+	r.ctx = ctx
+}
+
+// child starts a span under the request's.
+func (s *Server) child(r *record, name string, attrs ...attribute.KeyValue) trace.Span {
+	_, sp := s.tel.Tracer.Start(r.ctx, name, trace.WithAttributes(attrs...))
+	return sp
+}
+
+// upstreamContext is the context of a request's upstream calls: the
+// shutdown-aware base, carrying the request's span and record.
+func (s *Server) upstreamContext(rec *record) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(s.base)
+	ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(rec.routeCtx()))
+	return context.WithValue(ctx, recordKey{}, rec), cancel
+}
+
+type recordKey struct{}
+
+// routeCtx is the routing span's context if there is one, else the
+// request's.
+func (r *record) routeCtx() context.Context {
+	if r.routeSpanCtx != nil {
+		return r.routeSpanCtx
+	}
+	if r.ctx != nil {
+		return r.ctx
+	}
+	return context.Background()
+}
+
+// startAttempt is the router's StartAttempt hook: one client span per
+// upstream attempt, named and attributed by the GenAI conventions. A failed
+// attempt's span ends at once; the successful one stays open until the
+// request ends (for a stream, its last chunk) and gets the usage.
+func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (context.Context, func(router.Attempt)) {
+	rec, _ := ctx.Value(recordKey{}).(*record)
+	b := s.backends[d.Backend]
+	op := "chat"
+	if rec != nil {
+		op = genAIOperation(rec.op)
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("gen_ai.operation.name", op),
+		attribute.String("gen_ai.provider.name", genAIProvider(b.Provider)),
+		attribute.String("gen_ai.request.model", d.Model),
+		attrBackend.String(d.Backend),
+		attrBackendKind.String(d.Kind),
+	}
+	if host, port := hostPort(b.BaseURL); host != "" {
+		attrs = append(attrs, attribute.String("server.address", host))
+		if port > 0 {
+			attrs = append(attrs, attribute.Int("server.port", port))
+		}
+	}
+	if rec != nil && rec.maxTokens > 0 {
+		attrs = append(attrs, attribute.Int64("gen_ai.request.max_tokens", rec.maxTokens))
+	}
+	if rec != nil && rec.temperature != nil {
+		attrs = append(attrs, attribute.Float64("gen_ai.request.temperature", *rec.temperature))
+	}
+	ctx, sp := s.tel.Tracer.Start(ctx, op+" "+d.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return ctx, func(a router.Attempt) {
+		if a.Err != nil {
+			e := toAPIError(a.Err)
+			sp.SetAttributes(attribute.String("error.type", e.Code))
+			sp.SetStatus(codes.Error, e.Message)
+			sp.End()
+			return
+		}
+		if rec == nil {
+			sp.End()
+			return
+		}
+		rec.attemptSpan = sp
+	}
+}
+
+func hostPort(base string) (string, int) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return "", 0
+	}
+	host, p, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host = u.Host
+		switch u.Scheme {
+		case "https":
+			p = "443"
+		case "http":
+			p = "80"
+		}
+	}
+	port, _ := strconv.Atoi(p)
+	return host, port
+}
+
+// noteResponse reads what the conventions record of a JSON answer.
+func noteResponse(rec *record, body []byte) {
+	r := gjson.ParseBytes(body)
+	rec.respID, rec.respModel = r.Get("id").Str, r.Get("model").Str
+	rec.finish = nil
+	r.Get("choices.#.finish_reason").ForEach(func(_, v gjson.Result) bool {
+		if v.Str != "" {
+			rec.finish = append(rec.finish, v.Str)
+		}
+		return true
+	})
+}
+
+// observe ends the request's spans and records its metrics; emit calls it
+// once per request.
+func (s *Server) observe(r *record) {
+	if r.span == nil {
+		return
+	}
+	m := s.tel.Metrics
+	ctx := context.Background()
+	kind, provider := "none", ""
+	if b, ok := s.backends[r.backend]; ok {
+		kind, provider = b.Kind, genAIProvider(b.Provider)
+	}
+	var tenant, team string
+	if p := r.principal; p != nil {
+		tenant, team = p.Tenant, p.Team
+	}
+	outcome := "ok"
+	switch {
+	case r.status >= 500:
+		outcome = "server_error"
+	case r.status >= 400:
+		outcome = "client_error"
+	}
+	if r.model != "" {
+		m.Requests.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("switchyard.backend.kind", kind),
+			attribute.String("gen_ai.request.model", r.model)))
+	}
+	op := genaiconv.OperationNameAttr(genAIOperation(r.op))
+	modelAttrs := []attribute.KeyValue{attribute.String("gen_ai.request.model", r.upstream), attribute.String("gen_ai.response.model", r.respModel)}
+	if r.usage != nil && r.backend != "" {
+		pn := genaiconv.ProviderNameAttr(provider)
+		m.TokenUsage.Record(ctx, r.usage.PromptTokens, op, pn, genaiconv.TokenTypeInput, modelAttrs...)
+		m.TokenUsage.Record(ctx, r.usage.CompletionTokens, op, pn, genaiconv.TokenTypeOutput, modelAttrs...)
+		costAttrs := metric.WithAttributes(attrTenant.String(tenant), attrTeam.String(team), attribute.String("gen_ai.request.model", r.model),
+			attribute.String("gen_ai.provider.name", provider), attribute.String("switchyard.backend.kind", kind))
+		m.CostUSD.Add(ctx, r.cost.USD(), costAttrs)
+		m.SavingsUSD.Add(ctx, r.savings.USD(), costAttrs)
+		if r.attempts > 1 {
+			m.Fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", r.model)))
+		}
+	}
+	if r.backend != "" {
+		errAttrs := modelAttrs
+		if r.err != nil {
+			errAttrs = append(errAttrs, attribute.String("error.type", r.err.Code))
+		}
+		m.Duration.Record(ctx, time.Since(r.start).Seconds(), op, genaiconv.ProviderNameAttr(provider), errAttrs...)
+		if r.stream && r.ttfc > 0 {
+			m.TimeToFirstChunk.Record(ctx, r.ttfc.Seconds(), op, genaiconv.ProviderNameAttr(provider), modelAttrs...)
+			if r.chunks > 1 {
+				per := (time.Since(r.start) - r.ttfc).Seconds() / float64(r.chunks-1)
+				m.TimePerChunk.Record(ctx, per, op, genaiconv.ProviderNameAttr(provider), modelAttrs...)
+			}
+		}
+	}
+
+	if sp := r.attemptSpan; sp != nil {
+		if r.respID != "" {
+			sp.SetAttributes(attribute.String("gen_ai.response.id", r.respID))
+		}
+		if r.respModel != "" {
+			sp.SetAttributes(attribute.String("gen_ai.response.model", r.respModel))
+		}
+		if len(r.finish) > 0 {
+			sp.SetAttributes(attribute.StringSlice("gen_ai.response.finish_reasons", r.finish))
+		}
+		if u := r.usage; u != nil {
+			sp.SetAttributes(
+				attribute.Int64("gen_ai.usage.input_tokens", u.PromptTokens),
+				attribute.Int64("gen_ai.usage.output_tokens", u.CompletionTokens),
+				attribute.Int64("gen_ai.usage.cache_read.input_tokens", u.CachedTokens),
+				attribute.Int64("gen_ai.usage.cache_creation.input_tokens", u.CacheWriteTokens),
+				attrCostUSD.String(r.cost.String()),
+			)
+		}
+		if r.stream && r.ttfc > 0 {
+			sp.SetAttributes(attribute.Float64("gen_ai.response.time_to_first_chunk", r.ttfc.Seconds()))
+		}
+		if r.err != nil {
+			sp.SetAttributes(attribute.String("error.type", r.err.Code))
+			sp.SetStatus(codes.Error, r.err.Message)
+		}
+		sp.End()
+	}
+	if sp := r.routeSpan; sp != nil {
+		sp.End()
+	}
+	sp := r.span
+	sp.SetAttributes(attribute.Int("http.response.status_code", r.status), attrAttempts.Int(r.attempts))
+	if r.decisionID != "" {
+		sp.SetAttributes(attrDecisionID.String(r.decisionID))
+	}
+	if r.backend != "" {
+		sp.SetAttributes(attrBackend.String(r.backend), attrBackendKind.String(kind), attrCostUSD.String(r.cost.String()))
+	}
+	if tenant != "" {
+		sp.SetAttributes(attrTenant.String(tenant), attrTeam.String(team))
+	}
+	if r.err != nil {
+		sp.SetAttributes(attribute.String("error.type", r.err.Code))
+		if r.status >= 500 {
+			sp.SetStatus(codes.Error, r.err.Message)
+		}
+	}
+	sp.End()
+}
+
+// savings is what the request would have cost on the team's reference
+// proprietary model, minus what it cost.
+func (s *Server) savings(r *record) pricing.Cost {
+	if r.usage == nil || r.principal == nil {
+		return 0
+	}
+	ref, ok := s.cfg.Ledger.ReferenceModels[r.principal.Team]
+	if !ok {
+		ref = s.cfg.Ledger.ReferenceModels["default"]
+	}
+	usd, ok := pricing.Lookup(ref)
+	if !ok {
+		return 0
+	}
+	return usd.Price().Cost(tokens(r.usage)) - r.cost
+}
+
+// registerGauges reports state the gateway holds: backend health and quota
+// store errors.
+func (s *Server) registerGauges() error {
+	health, err := s.tel.Meter.Int64ObservableGauge("switchyard.backend.healthy",
+		metric.WithDescription("1 when a deployment is in rotation, 0 when its passive health took it out."))
+	if err != nil {
+		return err
+	}
+	storeErrs, err := s.tel.Meter.Int64ObservableCounter("switchyard.quota.store_errors",
+		metric.WithDescription("Quota store operations that failed (Redis unreachable)."))
+	if err != nil {
+		return err
+	}
+	_, err = s.tel.Meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		seen := map[string]bool{}
+		for _, rt := range s.router.Routes() {
+			for _, d := range rt.Deployments {
+				if seen[d.ID()] {
+					continue
+				}
+				seen[d.ID()] = true
+				v := int64(0)
+				if d.Healthy() {
+					v = 1
+				}
+				o.ObserveInt64(health, v, metric.WithAttributes(attribute.String("switchyard.deployment", d.ID()), attrBackendKind.String(d.Kind)))
+			}
+		}
+		if s.quota.Enabled() {
+			o.ObserveInt64(storeErrs, s.quota.Status().StoreErrors)
+		}
+		return nil
+	}, health, storeErrs)
+	return err
+}
