@@ -57,6 +57,7 @@ type record struct {
 func (s *Server) emit(r *record) {
 	r.savings = s.savings(r)
 	s.settleQuota(r)
+	s.appendLedger(r)
 	s.observe(r)
 	level := slog.LevelInfo
 	switch {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/ledger"
 	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/providers"
@@ -70,26 +71,28 @@ type Options struct {
 // Server is the gateway. Create it with New, run it with Serve or Listen,
 // stop it with Shutdown.
 type Server struct {
-	cfg        *config.Config
-	app        *fiber.App
-	router     *router.Router
-	keys       keyring
-	admins     adminKeys
-	classifier *classify.Classifier
-	policy     *policies.Engine
-	backends   map[string]config.Backend
-	local      *localengine.Pool
-	tel        *telemetry.Telemetry
-	quota      *quota.Limiter
-	closeQuota func() error
-	settling   sync.WaitGroup // quota settlements in flight
-	ownsLocal  bool           // New loaded the pool, Shutdown unloads it
-	auditLog   *auditSink
-	stopWatch  context.CancelFunc
-	log        *slog.Logger
-	version    string
-	started    time.Time
-	draining   atomic.Bool
+	cfg         *config.Config
+	app         *fiber.App
+	router      *router.Router
+	keys        keyring
+	admins      adminKeys
+	classifier  *classify.Classifier
+	policy      *policies.Engine
+	backends    map[string]config.Backend
+	local       *localengine.Pool
+	tel         *telemetry.Telemetry
+	ledger      ledger.Store
+	closeLedger func() error
+	quota       *quota.Limiter
+	closeQuota  func() error
+	settling    sync.WaitGroup // quota settlements in flight
+	ownsLocal   bool           // New loaded the pool, Shutdown unloads it
+	auditLog    *auditSink
+	stopWatch   context.CancelFunc
+	log         *slog.Logger
+	version     string
+	started     time.Time
+	draining    atomic.Bool
 
 	// base is the parent of every upstream call's context; abort cancels
 	// it when the shutdown deadline passes.
@@ -147,6 +150,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	costs, closeLedger := newLedger(cfg)
 	tr := cfg.Telemetry.Traces
 	headers := make(map[string]string, len(tr.Headers))
 	for k, v := range tr.Headers {
@@ -161,7 +165,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, ledger: costs, closeLedger: closeLedger,
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -207,6 +211,7 @@ func (s *Server) routes() {
 	app.Post("/v1/switchyard/explain", s.adminAuth, s.explain)
 	app.Get("/v1/switchyard/quota", s.adminAuth, s.quotaUsage)
 	app.Post("/v1/switchyard/quota/reset", s.adminAuth, s.quotaReset)
+	app.Get("/v1/switchyard/costs", s.adminAuth, s.costs)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))
@@ -235,7 +240,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopWatch()
 	defer s.auditLog.close()
 	defer s.closeQuota()
-	defer s.settling.Wait() // before the store closes
+	defer s.closeLedger()
+	defer s.settling.Wait() // before the stores close
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -1,0 +1,291 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the Store shared by every gateway replica: one Redis stream
+// per UTC day,
+//
+//	<prefix>:ledger:{<yyyy-mm-dd>}
+//
+// with one stream entry per Entry, appended with XADD (auto ID) and the
+// fields below as strings, always all of them in the same order (so the
+// stream stores the names once per listpack node). With retention > 0
+// every append also sets EXPIRE retention + 1 day on the day's key, in
+// the same MULTI/EXEC; with retention <= 0 nothing expires.
+//
+// Range reads the days overlapping [from, to): first XLEN of up to 1000
+// days per round trip (pipelined), then XRANGE in pages of 1000 on the
+// days that have entries, keeping those inside [from, to). Within a day
+// entries come in append order, which across replicas may differ slightly
+// from time order. Probing costs one round trip per 1000 days of the
+// range, so from is first raised to what retention keeps and to the Unix
+// epoch (Append refuses earlier times): a range from the zero time is
+// about 21 round trips on an empty ledger without retention.
+//
+// The hash tag puts a whole day in one cluster slot; every key of one call
+// is in one slot, so it works on Redis Cluster too. Redis 5 or later.
+type Redis struct {
+	c         redis.UniversalClient
+	prefix    string
+	retention time.Duration
+	now       func() time.Time // replaced by tests
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a Store on c with every key under prefix ("" means
+// "sy"). retention is how long entries are kept: older entries are not
+// appended nor returned by Range, and day keys expire retention + 1 day
+// after their last append; retention <= 0 keeps everything.
+func NewRedis(c redis.UniversalClient, prefix string, retention time.Duration) *Redis {
+	if prefix == "" {
+		prefix = "sy"
+	}
+	return &Redis{c: c, prefix: prefix, retention: retention, now: time.Now}
+}
+
+const (
+	// pageSize is the XRANGE COUNT.
+	pageSize = 1000
+	// lenBatch is how many days' XLEN go in one round trip.
+	lenBatch = 1000
+)
+
+// Key is the stream holding the entries of t's UTC day.
+func (r *Redis) Key(t time.Time) string {
+	return r.prefix + ":ledger:{" + t.UTC().Format(time.DateOnly) + "}"
+}
+
+// The stream fields, in the order written.
+const (
+	fTime             = "time" // RFC 3339 with nanoseconds, UTC
+	fRequestID        = "request_id"
+	fDecisionID       = "decision_id"
+	fTenant           = "tenant"
+	fTeam             = "team"
+	fKeyID            = "key_id"
+	fModel            = "model"
+	fBackend          = "backend"
+	fKind             = "kind"
+	fProvider         = "provider"
+	fUpstreamModel    = "upstream_model"
+	fPromptTokens     = "prompt_tokens"
+	fCompletionTokens = "completion_tokens"
+	fCachedTokens     = "cached_tokens"
+	fCacheWriteTokens = "cache_write_tokens"
+	fCostPicoUSD      = "cost_pico_usd"
+	fSavingsPicoUSD   = "savings_pico_usd"
+	fEstimated        = "estimated" // "1" or "0"
+)
+
+func encode(e *Entry) []any {
+	est := "0"
+	if e.Estimated {
+		est = "1"
+	}
+	return []any{
+		fTime, e.Time.UTC().Format(time.RFC3339Nano),
+		fRequestID, e.RequestID,
+		fDecisionID, e.DecisionID,
+		fTenant, e.Tenant,
+		fTeam, e.Team,
+		fKeyID, e.KeyID,
+		fModel, e.Model,
+		fBackend, e.Backend,
+		fKind, e.Kind,
+		fProvider, e.Provider,
+		fUpstreamModel, e.UpstreamModel,
+		fPromptTokens, strconv.FormatInt(e.PromptTokens, 10),
+		fCompletionTokens, strconv.FormatInt(e.CompletionTokens, 10),
+		fCachedTokens, strconv.FormatInt(e.CachedTokens, 10),
+		fCacheWriteTokens, strconv.FormatInt(e.CacheWriteTokens, 10),
+		fCostPicoUSD, strconv.FormatInt(e.CostPicoUSD, 10),
+		fSavingsPicoUSD, strconv.FormatInt(e.SavingsPicoUSD, 10),
+		fEstimated, est,
+	}
+}
+
+// decode reads a stream entry back. A missing field is its zero value
+// (a missing time is an error); unknown fields are ignored.
+func decode(v map[string]any) (Entry, error) {
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	var e Entry
+	var err error
+	num := func(k string, dst *int64) {
+		s := str(k)
+		if s == "" || err != nil {
+			return
+		}
+		n, perr := strconv.ParseInt(s, 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("field %s: %w", k, perr)
+			return
+		}
+		*dst = n
+	}
+	ts := str(fTime)
+	if ts == "" {
+		return Entry{}, errors.New("no time field")
+	}
+	t, perr := time.Parse(time.RFC3339Nano, ts)
+	if perr != nil {
+		return Entry{}, fmt.Errorf("field %s: %w", fTime, perr)
+	}
+	e.Time = t.UTC()
+	e.RequestID, e.DecisionID = str(fRequestID), str(fDecisionID)
+	e.Tenant, e.Team, e.KeyID = str(fTenant), str(fTeam), str(fKeyID)
+	e.Model, e.Backend, e.Kind = str(fModel), str(fBackend), str(fKind)
+	e.Provider, e.UpstreamModel = str(fProvider), str(fUpstreamModel)
+	num(fPromptTokens, &e.PromptTokens)
+	num(fCompletionTokens, &e.CompletionTokens)
+	num(fCachedTokens, &e.CachedTokens)
+	num(fCacheWriteTokens, &e.CacheWriteTokens)
+	num(fCostPicoUSD, &e.CostPicoUSD)
+	num(fSavingsPicoUSD, &e.SavingsPicoUSD)
+	if err != nil {
+		return Entry{}, err
+	}
+	switch est := str(fEstimated); est {
+	case "1":
+		e.Estimated = true
+	case "0", "":
+	default:
+		return Entry{}, fmt.Errorf("field %s: %q is not 0 or 1", fEstimated, est)
+	}
+	return e, nil
+}
+
+// ErrBeforeEpoch is returned (wrapped) by Redis.Append for an entry whose
+// Time is before the Unix epoch, which Range would not find.
+var ErrBeforeEpoch = errors.New("ledger: entry time before 1970-01-01")
+
+// epoch is the earliest time the Redis store holds.
+var epoch = time.Unix(0, 0).UTC()
+
+// Append adds e (with its Time in UTC; the zero Time is now) to its day's
+// stream. An entry older than retention is dropped, without an error; one
+// before the Unix epoch is an error wrapping ErrBeforeEpoch.
+func (r *Redis) Append(ctx context.Context, e Entry) error {
+	now := r.now()
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC()
+	if e.Time.Before(epoch) {
+		return fmt.Errorf("%w: %s", ErrBeforeEpoch, e.Time.Format(time.RFC3339Nano))
+	}
+	if r.retention > 0 && e.Time.Before(now.Add(-r.retention)) {
+		return nil
+	}
+	key := r.Key(e.Time)
+	add := &redis.XAddArgs{Stream: key, Values: encode(&e)}
+	var err error
+	if r.retention > 0 {
+		_, err = r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.XAdd(ctx, add)
+			p.Expire(ctx, key, r.retention+day)
+			return nil
+		})
+	} else {
+		err = r.c.XAdd(ctx, add).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: append to %s: %w", key, err)
+	}
+	return nil
+}
+
+// Range calls f for every entry with from <= Time < to that retention
+// still keeps, day by day; within a day in append order.
+func (r *Redis) Range(ctx context.Context, from, to time.Time, f func(Entry) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if from.Before(epoch) {
+		from = epoch
+	}
+	if r.retention > 0 {
+		if floor := r.now().Add(-r.retention); from.Before(floor) {
+			from = floor
+		}
+	}
+	if !from.Before(to) {
+		return nil
+	}
+	keys := make([]string, 0, lenBatch)
+	lens := make([]*redis.IntCmd, 0, lenBatch)
+	for d := dayStart(from); d.Before(to); {
+		keys, lens = keys[:0], lens[:0]
+		p := r.c.Pipeline()
+		for ; d.Before(to) && len(keys) < lenBatch; d = d.Add(day) {
+			k := r.Key(d)
+			keys = append(keys, k)
+			lens = append(lens, p.XLen(ctx, k))
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return fmt.Errorf("ledger: XLEN %s..%s: %w", keys[0], keys[len(keys)-1], err)
+		}
+		for i, k := range keys {
+			if lens[i].Val() == 0 {
+				continue
+			}
+			if err := r.rangeDay(ctx, k, from, to, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rangeDay pages through one day's stream.
+func (r *Redis) rangeDay(ctx context.Context, key string, from, to time.Time, f func(Entry) error) error {
+	start := "-"
+	for {
+		msgs, err := r.c.XRangeN(ctx, key, start, "+", pageSize).Result()
+		if err != nil {
+			return fmt.Errorf("ledger: XRANGE %s %s: %w", key, start, err)
+		}
+		for _, m := range msgs {
+			e, err := decode(m.Values)
+			if err != nil {
+				return fmt.Errorf("ledger: %s entry %s: %w", key, m.ID, err)
+			}
+			if e.Time.Before(from) || !e.Time.Before(to) {
+				continue
+			}
+			if err := f(e); err != nil {
+				return err
+			}
+		}
+		if len(msgs) < pageSize {
+			return nil
+		}
+		if start, err = nextID(msgs[len(msgs)-1].ID); err != nil {
+			return fmt.Errorf("ledger: %s: %w", key, err)
+		}
+	}
+}
+
+// nextID is the smallest stream ID after id ("<ms>-<seq>"), for paging
+// without the exclusive "(" range of Redis 6.2.
+func nextID(id string) (string, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	s, err2 := strconv.ParseUint(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return "", fmt.Errorf("bad stream ID %q", id)
+	}
+	if s == ^uint64(0) {
+		return strconv.FormatUint(m+1, 10) + "-0", nil
+	}
+	return ms + "-" + strconv.FormatUint(s+1, 10), nil
+}
