@@ -12,6 +12,8 @@
 #   DURATION  measured time per step        (default 10s)
 #   STREAM    also run streaming mode       (default true)
 #   OUT       markdown file to append to    (default bench/results.md)
+#   TRACES    true: export every request's spans (100% sampling) over
+#             OTLP/HTTP to the mock's /v1/traces sink (default: off)
 #   QUOTAS    host:port of a redis-server: turn quotas on, stored there,
 #             with limits high enough never to refuse (default: off)
 set -euo pipefail
@@ -92,6 +94,12 @@ keys:
     tenant: bench
     team: bench
 EOF
+if [[ "${TRACES:-false}" == true ]]; then
+	cat >>"$TMP/switchyard.yaml" <<EOF
+telemetry:
+  traces: {exporter: otlp-http, endpoint: "http://$MOCK_ADDR", insecure: true, sampling_ratio: 1}
+EOF
+fi
 if [[ -n "${QUOTAS:-}" ]]; then
 	cat >>"$TMP/switchyard.yaml" <<EOF
 quotas:

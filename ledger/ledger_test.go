@@ -471,3 +471,16 @@ func TestFormatParseUSD(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadAmount, bad)
 	}
 }
+
+// The in-memory ledger keeps at most its bound, dropping the oldest.
+func TestMemoryBound(t *testing.T) {
+	m := NewMemory(0, nil)
+	m.SetMaxEntries(3)
+	base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		require.NoError(t, m.Append(context.Background(), Entry{Time: base.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprint(i)}))
+	}
+	var got []string
+	require.NoError(t, m.Range(context.Background(), base, base.Add(time.Hour), func(e Entry) error { got = append(got, e.RequestID); return nil }))
+	require.Equal(t, []string{"2", "3", "4"}, got)
+}

@@ -12,6 +12,9 @@ import (
 type Memory struct {
 	retention time.Duration
 	now       func() time.Time
+	// max bounds the entries kept, oldest dropped first: one process
+	// must not grow without limit (0: no bound).
+	max int
 
 	mu      sync.RWMutex
 	entries []Entry // sorted by Time
@@ -19,7 +22,19 @@ type Memory struct {
 
 var _ Store = (*Memory)(nil)
 
-// NewMemory returns an empty Memory store. Every Append drops the entries
+// DefaultMaxEntries is the bound NewMemory sets: about a million
+// requests, a few hundred megabytes. Use Redis for a longer history.
+const DefaultMaxEntries = 1_000_000
+
+// SetMaxEntries changes the bound on kept entries (0: none).
+func (m *Memory) SetMaxEntries(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.max = n
+}
+
+// NewMemory returns an empty Memory store, keeping at most
+// DefaultMaxEntries. Every Append drops the entries
 // older than retention (before now() - retention), and Range does not
 // return them; retention <= 0 keeps everything. now is the clock (nil:
 // time.Now).
@@ -27,7 +42,7 @@ func NewMemory(retention time.Duration, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{retention: retention, now: now}
+	return &Memory{retention: retention, now: now, max: DefaultMaxEntries}
 }
 
 // floor is the oldest time retention keeps, or the zero time.
@@ -67,6 +82,11 @@ func (m *Memory) Append(ctx context.Context, e Entry) error {
 		// the capacity copies only the live entries.
 		n := sort.Search(len(m.entries), func(i int) bool { return !m.entries[i].Time.Before(floor) })
 		clear(m.entries[:n]) // let the strings go
+		m.entries = m.entries[n:]
+	}
+	if m.max > 0 && len(m.entries) > m.max {
+		n := len(m.entries) - m.max
+		clear(m.entries[:n])
 		m.entries = m.entries[n:]
 	}
 	return nil

@@ -101,6 +101,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"bench-model","object":"model","created":1700000000,"owned_by":"mock"}]}`)
 	case "/healthz":
 		_, _ = io.WriteString(w, "ok")
+	case "/v1/traces":
+		// An OTLP/HTTP sink: the load benchmark points the gateway's trace
+		// exporter here to measure tracing's cost; the spans are dropped.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
 	default:
 		writeError(w, http.StatusNotFound, "not found")
 	}
