@@ -193,6 +193,10 @@ func TestTraceOfAPolicyDenial(t *testing.T) {
 // After traffic, /metrics has the token usage and cost of the requests.
 func TestMetricsAfterTraffic(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "chat") && r.Header.Get("Accept") == "text/event-stream" {
+			writeSSE(w, chunk("qwen", "a", ""), chunk("qwen", "b", "stop"), usageChunk("qwen", 7, 2), "[DONE]")
+			return
+		}
 		writeJSON(w, 200, chatCompletion("qwen", "hi", 100, 20, 10))
 	})
 	base, _ := startGateway(t, gatewayConfig(t, "", route{name: "chat", upstream: "qwen", backends: []string{up.URL + "/v1"}}))
@@ -200,11 +204,19 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		resp := post(t, base, `{"model":"chat","messages":[{"role":"user","content":"x"}]}`)
 		resp.Body.Close()
 	}
-	m, err := http.Get(strings.TrimSuffix(base, "/v1") + "/metrics")
-	require.NoError(t, err)
-	defer m.Body.Close()
-	b, _ := io.ReadAll(m.Body)
-	metrics := string(b)
+	resp := post(t, base, `{"model":"chat","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// The stream's record is emitted after its last write.
+	var metrics string
+	require.Eventually(t, func() bool {
+		m, err := http.Get(strings.TrimSuffix(base, "/v1") + "/metrics")
+		require.NoError(t, err)
+		defer m.Body.Close()
+		b, _ := io.ReadAll(m.Body)
+		metrics = string(b)
+		return strings.Contains(metrics, "time_to_first_chunk_seconds_count")
+	}, 5*time.Second, 10*time.Millisecond)
 	value := func(prefix string, labels ...string) float64 {
 		t.Helper()
 		for _, l := range strings.Split(metrics, "\n") {
@@ -226,12 +238,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	// Three requests of 100 prompt (10 cached) and 20 completion tokens at
 	// $1 in, $0.50 cached, $2 out per million: 135 micro-dollars each.
-	assert.Equal(t, 300.0, value("gen_ai_client_token_usage_sum", `gen_ai_token_type="input"`, `gen_ai_provider_name="openai"`, `gen_ai_request_model="qwen"`))
-	assert.Equal(t, 60.0, value("gen_ai_client_token_usage_sum", `gen_ai_token_type="output"`))
-	assert.Equal(t, 3.0, value("gen_ai_client_operation_duration_seconds_count", `gen_ai_operation_name="chat"`))
-	assert.InDelta(t, 0.000405, value("switchyard_cost_USD_total", `switchyard_tenant="acme"`, `switchyard_team="search"`, `gen_ai_request_model="chat"`, `switchyard_backend_kind="selfhosted"`), 1e-12)
-	assert.Equal(t, 3.0, value("switchyard_requests_total", `outcome="ok"`, `switchyard_backend_kind="selfhosted"`))
-	assert.Equal(t, 3.0, value("switchyard_policy_decisions_total", `outcome="allow"`))
+	assert.Equal(t, 307.0, value("gen_ai_client_token_usage_sum", `gen_ai_token_type="input"`, `gen_ai_provider_name="openai"`, `gen_ai_request_model="qwen"`))
+	assert.Equal(t, 62.0, value("gen_ai_client_token_usage_sum", `gen_ai_token_type="output"`))
+	assert.Equal(t, 4.0, value("gen_ai_client_operation_duration_seconds_count", `gen_ai_operation_name="chat"`))
+	assert.Equal(t, 1.0, value("gen_ai_client_operation_time_to_first_chunk_seconds_count", `gen_ai_operation_name="chat"`))
+	assert.Equal(t, 1.0, value("gen_ai_client_operation_time_per_output_chunk_seconds_count", `gen_ai_operation_name="chat"`))
+	// 7 prompt and 2 completion tokens streamed: 7 + 4 micro-dollars.
+	assert.InDelta(t, 0.000405+0.000011, value("switchyard_cost_USD_total", `switchyard_tenant="acme"`, `switchyard_team="search"`, `gen_ai_request_model="chat"`, `switchyard_backend_kind="selfhosted"`), 1e-12)
+	assert.Equal(t, 4.0, value("switchyard_requests_total", `outcome="ok"`, `switchyard_backend_kind="selfhosted"`))
+	assert.Equal(t, 4.0, value("switchyard_policy_decisions_total", `outcome="allow"`))
 	assert.Equal(t, 1.0, value("switchyard_backend_healthy", `switchyard_deployment="b0/qwen"`))
 	assert.NotContains(t, metrics, "request_id")
 	assert.NotContains(t, metrics, `key_id`)
