@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/quota"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -39,6 +40,7 @@ type record struct {
 	// successful upstream attempt's span (ended with the usage), and what
 	// the GenAI conventions record of the answer.
 	op           providers.Operation
+	route        string // the route's name: a known model, safe as a metric label
 	ctx          context.Context
 	span         trace.Span
 	routeSpan    trace.Span
@@ -121,6 +123,12 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		if herr := s.handleError(c, err); herr != nil {
 			return herr
 		}
+	}
+	if r.span != nil {
+		// The matched route, not the path: span names stay few.
+		pattern := strings.Clone(c.Route().Path)
+		r.span.SetName(r.method + " " + pattern)
+		r.span.SetAttributes(attribute.String("http.route", pattern))
 	}
 	if streaming, _ := c.Locals(localStreaming).(bool); streaming {
 		return nil

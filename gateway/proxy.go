@@ -90,7 +90,7 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		if !ok || !p.Allows(rt) {
 			return modelNotFound(call.model)
 		}
-		call.route = rt
+		call.route, rec.route = rt, rt.Name
 		if call.route, err = s.decide(c, call, p, rec); err != nil {
 			return err
 		}

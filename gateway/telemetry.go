@@ -78,7 +78,6 @@ func (s *Server) startRequestSpan(c *fiber.Ctx, r *record) {
 		trace.WithAttributes(
 			attribute.String("http.request.method", r.method),
 			attribute.String("url.path", r.path),
-			attribute.String("http.route", r.path),
 		))
 	r.ctx = ctx
 }
@@ -213,9 +212,15 @@ func (s *Server) observe(r *record) {
 	case r.status >= 400:
 		outcome = "client_error"
 	}
+	// Labels name configured routes only: a client inventing model names
+	// must not invent time series.
+	model := r.route
+	if model == "" {
+		model = "unknown"
+	}
 	if r.model != "" {
 		m.Requests.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("switchyard.backend.kind", kind),
-			attribute.String("gen_ai.request.model", r.model)))
+			attribute.String("gen_ai.request.model", model)))
 	}
 	op := genaiconv.OperationNameAttr(genAIOperation(r.op))
 	modelAttrs := []attribute.KeyValue{attribute.String("gen_ai.request.model", r.upstream), attribute.String("gen_ai.response.model", r.respModel)}
@@ -223,12 +228,12 @@ func (s *Server) observe(r *record) {
 		pn := genaiconv.ProviderNameAttr(provider)
 		m.TokenUsage.Record(ctx, r.usage.PromptTokens, op, pn, genaiconv.TokenTypeInput, modelAttrs...)
 		m.TokenUsage.Record(ctx, r.usage.CompletionTokens, op, pn, genaiconv.TokenTypeOutput, modelAttrs...)
-		costAttrs := metric.WithAttributes(attrTenant.String(tenant), attrTeam.String(team), attribute.String("gen_ai.request.model", r.model),
+		costAttrs := metric.WithAttributes(attrTenant.String(tenant), attrTeam.String(team), attribute.String("gen_ai.request.model", model),
 			attribute.String("gen_ai.provider.name", provider), attribute.String("switchyard.backend.kind", kind))
 		m.CostUSD.Add(ctx, r.cost.USD(), costAttrs)
 		m.SavingsUSD.Add(ctx, r.savings.USD(), costAttrs)
 		if r.attempts > 1 {
-			m.Fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", r.model)))
+			m.Fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", model)))
 		}
 	}
 	if r.backend != "" {
