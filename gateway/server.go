@@ -205,6 +205,10 @@ func (s *Server) routes() {
 		app.Get(p, adaptor.HTTPHandler(s.tel.MetricsHandler()))
 	}
 	app.Get("/readyz", s.readyz)
+	// The built-in cost dashboard: a static page that asks for an admin
+	// key and reads the costs API with it.
+	app.Get("/dashboard", s.dashboardPage)
+	app.Get("/dashboard/*", s.dashboardAsset)
 
 	// The admin API authenticates admin keys, before the model API's
 	// virtual-key middleware would.
