@@ -223,7 +223,8 @@ func (s *Server) observe(r *record) {
 			attribute.String("gen_ai.request.model", model)))
 	}
 	op := genaiconv.OperationNameAttr(genAIOperation(r.op))
-	modelAttrs := []attribute.KeyValue{attribute.String("gen_ai.request.model", r.upstream), attribute.String("gen_ai.response.model", r.respModel)}
+	modelAttrs := []attribute.KeyValue{attribute.String("gen_ai.request.model", r.upstream), attribute.String("gen_ai.response.model", r.respModel),
+		attribute.String("switchyard.backend.kind", kind)}
 	if r.usage != nil && r.backend != "" {
 		pn := genaiconv.ProviderNameAttr(provider)
 		m.TokenUsage.Record(ctx, r.usage.PromptTokens, op, pn, genaiconv.TokenTypeInput, modelAttrs...)
