@@ -47,15 +47,13 @@ func (s *Server) appendLedger(r *record) {
 	if p := r.principal; p != nil {
 		e.Tenant, e.Team, e.KeyID = p.Tenant, p.Team, p.KeyID
 	}
-	s.settling.Add(1)
-	go func() {
-		defer s.settling.Done()
+	s.background.goOrRun(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := s.ledger.Append(ctx, e); err != nil {
 			s.log.Error("cost ledger append failed", "request_id", e.RequestID, "error", err)
 		}
-	}()
+	})
 }
 
 // costs is GET /v1/switchyard/costs?from=&to=&group_by=&format=: totals

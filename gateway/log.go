@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ type record struct {
 	// Telemetry: the request's span and context, the routing span, the
 	// successful upstream attempt's span (ended with the usage), and what
 	// the GenAI conventions record of the answer.
+	counted      bool // in s.requests until emit
+	emitted      bool
 	op           providers.Operation
 	route        string // the route's name: a known model, safe as a metric label
 	ctx          context.Context
@@ -57,6 +60,13 @@ type record struct {
 }
 
 func (s *Server) emit(r *record) {
+	if r.emitted {
+		return
+	}
+	r.emitted = true
+	if r.counted {
+		defer s.requests.done()
+	}
 	r.savings = s.savings(r)
 	s.settleQuota(r)
 	s.appendLedger(r)
@@ -117,8 +127,21 @@ func (s *Server) emit(r *record) {
 // request except streams, which log themselves when they end.
 func (s *Server) accessLog(c *fiber.Ctx) error {
 	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
+	r.counted = s.requests.start()
 	s.startRequestSpan(c, r)
 	c.Locals(localLog, r)
+	defer func() {
+		// A panic in a handler still ends the request: its quota is
+		// settled, its spans end, it is logged. Fiber's recover, further
+		// out, answers the client.
+		if p := recover(); p != nil {
+			r.status = fiber.StatusInternalServerError
+			r.principal, _ = c.Locals(localPrincipal).(*Principal)
+			r.err = toAPIError(fmt.Errorf("panic: %v", p))
+			s.emit(r)
+			panic(p)
+		}
+	}()
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {
 			return herr

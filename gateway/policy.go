@@ -38,10 +38,6 @@ const (
 	HeaderDecisionID   = "X-Switchyard-Decision-Id"
 )
 
-// defaultOutputEstimate stands in for max_tokens when a request sets none,
-// in the cost estimate the policy compares against caps.
-const defaultOutputEstimate = 1024
-
 // decide asks the policy where the request may go. It returns the route to
 // run: the allowed deployments in the policy's order, those of a kind with
 // a redaction obligation sending the redacted body. A denial is a 403.
@@ -68,7 +64,8 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 		// The budget, not the rules, stopped it: the client sees the
 		// quota error it would have met at admission.
 		return nil, &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
-			Message: fmt.Sprintf("You exceeded your current quota: the remaining budget cannot pay for this request on any allowed deployment (decision %s).", id)}
+			RetryAfter: strconv.FormatInt(untilPeriodEnds(s.budgetPeriod(p), time.Now().UTC()), 10),
+			Message:    fmt.Sprintf("You exceeded your current quota: the remaining budget cannot pay for this request on any allowed deployment (decision %s).", id)}
 	}
 	if !d.Allow {
 		codes := make([]string, len(d.Deny))
@@ -96,9 +93,9 @@ func (s *Server) policyInput(header func(string, ...string) string, call *call, 
 		maxOut = root.Get("max_tokens").Int()
 	}
 	promptEst := estimateTokens(len(call.body))
-	outEst := maxOut
+	outEst := min(max(maxOut, 0), maxOutputEstimate)
 	if outEst == 0 && call.op != providers.OpEmbeddings {
-		outEst = defaultOutputEstimate
+		outEst = s.cfg.Quotas.DefaultMaxOutputTokens
 	}
 	slo, _ := strconv.ParseInt(header(HeaderMaxLatency), 10, 64)
 	in := &policies.Input{
@@ -372,6 +369,18 @@ func (s *Server) notePolicy(sp trace.Span, d *policies.Decision, err error) {
 			attribute.String("switchyard.policy.revision", d.Revision))
 	}
 	sp.End()
+}
+
+// budgetPeriod names the soonest renewal of p's budgets, for Retry-After:
+// a day when any of its limits is daily, else a month.
+func (s *Server) budgetPeriod(p *Principal) string {
+	for _, l := range s.cfg.Quotas.Limits {
+		id := map[string]string{"key": p.KeyID, "team": p.Team, "tenant": p.Tenant}[l.Scope]
+		if l.USDPerDay > 0 && (l.ID == "" || l.ID == id) {
+			return ":usd-day:"
+		}
+	}
+	return ":usd-month:"
 }
 
 // overBudgetOnly reports whether a denial is the budget's doing alone: an

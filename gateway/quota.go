@@ -148,6 +148,7 @@ func (s *Server) estimate(call *call) quota.Amounts {
 		if out <= 0 {
 			out = s.cfg.Quotas.DefaultMaxOutputTokens
 		}
+		out = min(out, maxOutputEstimate)
 	}
 	var worst pricing.Cost
 	for _, d := range call.route.Deployments {
@@ -155,6 +156,11 @@ func (s *Server) estimate(call *call) quota.Amounts {
 	}
 	return quota.Amounts{Tokens: prompt + out, MicroUSD: picoToMicroUp(worst)}
 }
+
+// maxOutputEstimate bounds a request's max_tokens in estimates: no model
+// writes more, and the bound keeps token-times-price far from overflowing
+// int64 (a wrapped, negative estimate would reserve nothing).
+const maxOutputEstimate = 1 << 24
 
 // picoToMicroUp converts a cost to micro-USD, rounding up so a reservation
 // never falls short by a fraction.
@@ -177,17 +183,16 @@ func (s *Server) settleQuota(r *record) {
 	ticket, requestID := r.ticket, r.requestID
 	r.ticket = nil
 	_, sp := s.tel.Tracer.Start(r.ctx, "quota.settle", trace.WithAttributes(attribute.Int64("switchyard.quota.tokens", actual.Tokens), attribute.Int64("switchyard.quota.micro_usd", actual.MicroUSD)))
-	s.settling.Add(1)
-	go func() {
-		defer s.settling.Done()
+	s.background.goOrRun(func() {
 		defer sp.End()
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
+		// Off the request path: room for the limiter's retries.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := ticket.Settle(ctx, actual); err != nil {
 			sp.SetStatus(codes.Error, err.Error())
 			s.log.Warn("quota settle failed; the reservation will expire", "request_id", requestID, "error", err)
 		}
-	}()
+	})
 }
 
 // quotaDenied is the 429 for a request over a limit: rate_limit_exceeded
@@ -195,13 +200,12 @@ func (s *Server) settleQuota(r *record) {
 func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
 	d := res.Denied
 	if d.Metric == quota.USD {
-		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(untilPeriodEnds(d.Key, time.Now().UTC()), 10))
 		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
-			Message: fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
+			RetryAfter: strconv.FormatInt(untilPeriodEnds(d.Key, time.Now().UTC()), 10),
+			Message:    fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
 	}
 	retry := max(int64((res.RetryAfter+time.Second-1)/time.Second), 1)
-	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(retry, 10))
-	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded",
+	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded", RetryAfter: strconv.FormatInt(retry, 10),
 		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scopeOf(d.Key), d.Limit, d.Metric, period(d.Period), res.RetryAfter.Round(time.Millisecond))}
 }
 

@@ -85,14 +85,17 @@ type Server struct {
 	closeLedger func() error
 	quota       *quota.Limiter
 	closeQuota  func() error
-	settling    sync.WaitGroup // quota settlements in flight
-	ownsLocal   bool           // New loaded the pool, Shutdown unloads it
-	auditLog    *auditSink
-	stopWatch   context.CancelFunc
-	log         *slog.Logger
-	version     string
-	started     time.Time
-	draining    atomic.Bool
+	// requests counts requests from accessLog to emit; background counts
+	// quota settlements and ledger writes. Shutdown waits for both.
+	requests   *tracker
+	background *tracker
+	ownsLocal  bool // New loaded the pool, Shutdown unloads it
+	auditLog   *auditSink
+	stopWatch  context.CancelFunc
+	log        *slog.Logger
+	version    string
+	started    time.Time
+	draining   atomic.Bool
 
 	// base is the parent of every upstream call's context; abort cancels
 	// it when the shutdown deadline passes.
@@ -165,7 +168,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, ledger: costs, closeLedger: closeLedger,
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, ledger: costs, closeLedger: closeLedger, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -242,33 +245,27 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
-	defer s.auditLog.close()
-	defer s.closeQuota()
-	defer s.closeLedger()
-	defer s.settling.Wait() // before the stores close
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.tel.Shutdown(ctx) // flush the last spans
-	}()
-	if s.ownsLocal {
-		// After the HTTP server: running local generations finish or are
-		// aborted first.
-		defer s.local.Close()
-	}
 	err := s.app.ShutdownWithContext(ctx)
 	if err != nil {
 		s.streamsMu.Lock()
 		s.aborting = true
 		s.streamsMu.Unlock()
 		s.abort(ErrShuttingDown)
-		done := make(chan struct{})
-		go func() { s.streams.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(abortGrace):
-		}
 	}
+	// Every request, streams included, ends in emit, which settles its
+	// quota and writes its ledger entry: wait for them (aborted ones end
+	// quickly), then for those writes, and only then close what they use.
+	s.requests.wait(abortGrace, true)
+	s.background.wait(5*time.Second, true)
+	if s.ownsLocal {
+		s.local.Close()
+	}
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = s.tel.Shutdown(tctx) // flush the last spans
+	cancel()
+	s.closeLedger()
+	s.closeQuota()
+	s.auditLog.close()
 	return err
 }
 

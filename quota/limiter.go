@@ -235,9 +235,21 @@ func (t *Ticket) Settle(ctx context.Context, actual Amounts) error {
 			amounts[c.Key] = actual.MicroUSD
 		}
 	}
-	_, err := t.l.call(func() (Admission, error) {
-		return Admission{}, t.l.o.Store.Settle(ctx, tag(t.subject), t.id, t.checks, amounts)
-	})
+	// Spend must not be lost to a blip: the settlement skips the breaker
+	// and tries a few times, within ctx. The store settles an id once, so
+	// a retry after a lost reply cannot count twice.
+	var err error
+	for attempt, wait := 0, 50*time.Millisecond; attempt < 3; attempt, wait = attempt+1, wait*4 {
+		if err = t.l.o.Store.Settle(ctx, tag(t.subject), t.id, t.checks, amounts); err == nil || !errors.Is(err, ErrStore) {
+			return err
+		}
+		t.l.errors.Add(1)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 	return err
 }
 

@@ -169,3 +169,28 @@ func TestRemainingForPolicy(t *testing.T) {
 	st.err = errors.New("unused")
 	require.Equal(t, Remaining{}, New(Options{Store: st}).Remaining(context.Background(), s), "no limits, nothing to say")
 }
+
+// A settlement survives a store blip: it retries, past the breaker.
+func TestSettleRetries(t *testing.T) {
+	st := &flakySettle{scriptStore: scriptStore{admit: Admission{Allowed: true}}, failures: 2}
+	l := New(Options{Store: st, Limits: []Limit{{Scope: ScopeKey, MicroUSDPerDay: 100}}, BreakFor: time.Hour})
+	ticket, res := l.Admit(context.Background(), Subject{Tenant: "a", Key: "k"}, Amounts{MicroUSD: 10})
+	require.True(t, res.Allowed)
+	l.brokenUntil.Store(time.Now().Add(time.Hour).UnixNano()) // as if another call had just failed
+	require.NoError(t, ticket.Settle(context.Background(), Amounts{MicroUSD: 7}))
+	require.Equal(t, 3, st.calls)
+	require.Len(t, st.settled, 1)
+}
+
+type flakySettle struct {
+	scriptStore
+	failures, calls int
+}
+
+func (f *flakySettle) Settle(ctx context.Context, tag, id string, c []Check, actual map[string]int64) error {
+	f.calls++
+	if f.calls <= f.failures {
+		return fmt.Errorf("%w: blip", ErrStore)
+	}
+	return f.scriptStore.Settle(ctx, tag, id, c, actual)
+}
