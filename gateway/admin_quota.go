@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
@@ -64,7 +65,8 @@ type quotaResetRequest struct {
 // key (with its team and tenant) or of a team or tenant.
 func (s *Server) quotaReset(c *fiber.Ctx) error {
 	var req quotaResetRequest
-	if err := c.BodyParser(&req); err != nil {
+	// JSON whatever the Content-Type: `curl -d` sends a form type.
+	if err := json.Unmarshal(c.Body(), &req); err != nil {
 		return invalidRequest("invalid_json", "", "The body must be a JSON object with key_id, or team and tenant.")
 	}
 	subj, err := s.quotaSubject(req.KeyID, req.Team, req.Tenant)

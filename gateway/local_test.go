@@ -39,7 +39,7 @@ func localLibOrSkip(t *testing.T) string {
 		if os.Getenv("SWITCHYARD_REQUIRE_LLAMA") == "1" {
 			t.Fatalf("llama.cpp libraries required (SWITCHYARD_REQUIRE_LLAMA=1) but not loadable: %v", err)
 		}
-		t.Skipf("llama.cpp libraries not available (run scripts/fetch-llama.sh or set %s): %v", localengine.LibEnv, err)
+		t.Skipf("llama.cpp libraries not available: %v", err)
 	}
 	return dir
 }

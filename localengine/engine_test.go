@@ -48,7 +48,7 @@ func runtimeOrSkip(t testing.TB) *Runtime {
 		if os.Getenv("SWITCHYARD_REQUIRE_LLAMA") == "1" {
 			t.Fatalf("llama.cpp libraries required (SWITCHYARD_REQUIRE_LLAMA=1) but not loadable: %v", testRTErr)
 		}
-		t.Skipf("llama.cpp libraries not available (run scripts/fetch-llama.sh or set %s): %v", LibEnv, testRTErr)
+		t.Skipf("llama.cpp libraries not available: %v", testRTErr)
 	}
 	return testRT
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -135,10 +136,16 @@ func serve(path string, stderr io.Writer) error {
 		return err
 	}
 
+	// Bind first, so "listening" is only logged when it is true.
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		_ = srv.Shutdown(context.Background()) // unload what New loaded
+		return fmt.Errorf("listening on %s: %w", cfg.Server.Listen, err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Listen() }()
+	go func() { errc <- srv.Serve(ln) }()
 	log.Info("switchyard listening", "addr", cfg.Server.Listen, "version", versionString(),
 		"backends", len(cfg.Backends), "models", len(cfg.Models), "keys", len(cfg.Keys))
 
