@@ -7,25 +7,18 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/ledger"
 )
 
 // newLedger builds the cost ledger: in memory, or in the quotas' Redis so
-// every replica appends to one ledger. Its client never retries a write:
-// a retried append whose first reply was lost would record a request
-// twice.
+// every replica appends to one ledger.
 func newLedger(cfg *config.Config) (ledger.Store, func() error) {
 	if cfg.Ledger.Store != "redis" {
 		return ledger.NewMemory(cfg.Ledger.Retention, nil), func() error { return nil }
 	}
-	r := cfg.Quotas.Redis
-	c := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password.Value(), DB: r.DB,
-		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout, MaxRetries: -1, DialerRetries: 1,
-	})
+	c := redisClient(cfg.Quotas.Redis)
 	return ledger.NewRedis(c, "sy", cfg.Ledger.Retention), c.Close
 }
 

@@ -64,7 +64,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 		// The budget, not the rules, stopped it: the client sees the
 		// quota error it would have met at admission.
 		return nil, &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
-			RetryAfter: strconv.FormatInt(untilPeriodEnds(s.budgetPeriod(p), time.Now().UTC()), 10),
+			RetryAfter: strconv.FormatInt(untilPeriodEnds(!s.dailyBudget(p), time.Now().UTC()), 10),
 			Message:    fmt.Sprintf("You exceeded your current quota: the remaining budget cannot pay for this request on any allowed deployment (decision %s).", id)}
 	}
 	if !d.Allow {
@@ -78,8 +78,11 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 		}
 		return nil, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
 	}
-	if max := d.Obligations.MaxOutputTokens; max > 0 && call.op != providers.OpEmbeddings {
-		call.body = capOutputTokens(call.body, max)
+	if limit := d.Obligations.MaxOutputTokens; limit > 0 && call.op != providers.OpEmbeddings {
+		call.body = capOutputTokens(call.body, limit)
+		if call.maxTokens <= 0 || call.maxTokens > limit {
+			call.maxTokens = limit
+		}
 	}
 	return s.routeFor(call, d)
 }
@@ -87,21 +90,13 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 // policyInput builds the policy's view of a request; header reads the
 // request's headers.
 func (s *Server) policyInput(header func(string, ...string) string, call *call, p *Principal, requestID string) *policies.Input {
-	root := gjson.ParseBytes(call.body)
-	maxOut := root.Get("max_completion_tokens").Int()
-	if maxOut == 0 {
-		maxOut = root.Get("max_tokens").Int()
-	}
 	promptEst := estimateTokens(len(call.body))
-	outEst := min(max(maxOut, 0), maxOutputEstimate)
-	if outEst == 0 && call.op != providers.OpEmbeddings {
-		outEst = s.cfg.Quotas.DefaultMaxOutputTokens
-	}
+	outEst := s.outputEstimate(call)
 	slo, _ := strconv.ParseInt(header(HeaderMaxLatency), 10, 64)
 	in := &policies.Input{
 		Request: policies.Request{
 			ID: requestID, Operation: string(call.op), Model: call.model, Stream: call.stream,
-			EstimatedInputTokens: int64(sig2(float64(promptEst))), MaxOutputTokens: maxOut,
+			EstimatedInputTokens: int64(sig2(float64(promptEst))), MaxOutputTokens: call.maxTokens,
 			DataClass:    strings.ToLower(strings.Clone(header(HeaderDataClass))),
 			Entities:     call.findings.Counts(),
 			OriginRegion: strings.Clone(header(HeaderOriginRegion)),
@@ -371,16 +366,16 @@ func (s *Server) notePolicy(sp trace.Span, d *policies.Decision, err error) {
 	sp.End()
 }
 
-// budgetPeriod names the soonest renewal of p's budgets, for Retry-After:
-// a day when any of its limits is daily, else a month.
-func (s *Server) budgetPeriod(p *Principal) string {
+// dailyBudget reports whether any of p's budgets renews daily: the
+// soonest a spent budget can be spent again, for Retry-After.
+func (s *Server) dailyBudget(p *Principal) bool {
 	for _, l := range s.cfg.Quotas.Limits {
 		id := map[string]string{"key": p.KeyID, "team": p.Team, "tenant": p.Tenant}[l.Scope]
 		if l.USDPerDay > 0 && (l.ID == "" || l.ID == id) {
-			return ":usd-day:"
+			return true
 		}
 	}
-	return ":usd-month:"
+	return false
 }
 
 // overBudgetOnly reports whether a denial is the budget's doing alone: an

@@ -21,7 +21,9 @@ type call struct {
 	model        string
 	route        *router.Route
 	stream       bool
-	includeUsage bool // the client asked for usage in the stream
+	includeUsage bool     // the client asked for usage in the stream
+	maxTokens    int64    // max_completion_tokens, else max_tokens; 0 when unset
+	temperature  *float64 // nil when unset
 	body         []byte
 	findings     classify.Findings // sensitive data in the request
 }
@@ -66,7 +68,27 @@ func parseCall(op providers.Operation, body []byte) (*call, error) {
 		}
 	}
 	c.includeUsage = root.Get("stream_options.include_usage").Type == gjson.True
+	if c.maxTokens = root.Get("max_completion_tokens").Int(); c.maxTokens == 0 {
+		c.maxTokens = root.Get("max_tokens").Int()
+	}
+	if t := root.Get("temperature"); t.Type == gjson.Number {
+		v := t.Float()
+		c.temperature = &v
+	}
 	return c, nil
+}
+
+// outputEstimate is the completion a request may produce, for cost
+// estimates and reservations: its max_tokens, else the configured default,
+// bounded by maxOutputEstimate; nothing for embeddings.
+func (s *Server) outputEstimate(c *call) int64 {
+	if c.op == providers.OpEmbeddings {
+		return 0
+	}
+	if c.maxTokens <= 0 {
+		return s.cfg.Quotas.DefaultMaxOutputTokens
+	}
+	return min(c.maxTokens, maxOutputEstimate)
 }
 
 // proxy serves an OpenAI operation through the router.
@@ -79,7 +101,7 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		}
 		rec := recordOf(c)
 		rec.model, rec.stream, rec.op = call.model, call.stream, op
-		rec.noteRequest(call.body)
+		rec.maxTokens, rec.temperature = call.maxTokens, call.temperature
 		// Labels and counts only: the matched text never leaves here.
 		sp := s.child(rec, "classify")
 		call.findings = s.classifier.ScanRequest(call.body)
@@ -210,17 +232,4 @@ func duplicateKey(v gjson.Result) (string, bool) {
 // tokens is usage as the price list counts it.
 func tokens(u *providers.Usage) pricing.Tokens {
 	return pricing.Tokens{Prompt: u.PromptTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens, Completion: u.CompletionTokens}
-}
-
-// noteRequest keeps the request parameters the GenAI conventions record.
-func (r *record) noteRequest(body []byte) {
-	root := gjson.ParseBytes(body)
-	r.maxTokens = root.Get("max_completion_tokens").Int()
-	if r.maxTokens == 0 {
-		r.maxTokens = root.Get("max_tokens").Int()
-	}
-	if t := root.Get("temperature"); t.Type == gjson.Number {
-		v := t.Float()
-		r.temperature = &v
-	}
 }

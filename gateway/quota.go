@@ -10,7 +10,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -19,7 +18,6 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/pricing"
-	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/quota"
 	"github.com/switchyard/switchyard/router"
 )
@@ -41,13 +39,7 @@ func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
 	var store quota.Store = quota.NewMemory(nil)
 	closeStore := func() error { return nil }
 	if q.Store == "redis" {
-		c := redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs: q.Redis.Addrs, MasterName: q.Redis.MasterName, Username: q.Redis.Username,
-			Password: q.Redis.Password.Value(), DB: q.Redis.DB,
-			DialTimeout: q.Redis.Timeout, ReadTimeout: q.Redis.Timeout, WriteTimeout: q.Redis.Timeout,
-			// No retries inside one call: the limiter's breaker decides.
-			MaxRetries: -1, DialerRetries: 1,
-		})
+		c := redisClient(q.Redis)
 		store, closeStore = quota.NewRedis(c, "sy"), c.Close
 	}
 	limits := make([]quota.Limit, len(q.Limits))
@@ -57,6 +49,17 @@ func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
 			OnStoreError: quota.Mode(l.OnStoreError)}
 	}
 	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL}), closeStore, nil
+}
+
+// redisClient connects to the configured Redis with short timeouts and no
+// retries inside a call: the quota limiter's breaker and settlement
+// retries decide, and a retried ledger append could record a request
+// twice.
+func redisClient(r config.Redis) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password.Value(), DB: r.DB,
+		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout, MaxRetries: -1, DialerRetries: 1,
+	})
 }
 
 func microUSD(usd float64) int64 { return int64(usd*1e6 + 0.5) }
@@ -137,19 +140,7 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 // its size) plus its max_tokens (or the configured default), at the price
 // of the dearest deployment it may fall back to.
 func (s *Server) estimate(call *call) quota.Amounts {
-	prompt := estimateTokens(len(call.body))
-	out := int64(0)
-	if call.op != providers.OpEmbeddings {
-		root := gjson.ParseBytes(call.body)
-		out = root.Get("max_completion_tokens").Int()
-		if out == 0 {
-			out = root.Get("max_tokens").Int()
-		}
-		if out <= 0 {
-			out = s.cfg.Quotas.DefaultMaxOutputTokens
-		}
-		out = min(out, maxOutputEstimate)
-	}
+	prompt, out := estimateTokens(len(call.body)), s.outputEstimate(call)
 	var worst pricing.Cost
 	for _, d := range call.route.Deployments {
 		worst = max(worst, d.Price.Cost(pricing.Tokens{Prompt: prompt, Completion: out}))
@@ -201,7 +192,7 @@ func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
 	d := res.Denied
 	if d.Metric == quota.USD {
 		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
-			RetryAfter: strconv.FormatInt(untilPeriodEnds(d.Key, time.Now().UTC()), 10),
+			RetryAfter: strconv.FormatInt(untilPeriodEnds(strings.Contains(d.Key, ":usd-month:"), time.Now().UTC()), 10),
 			Message:    fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
 	}
 	retry := max(int64((res.RetryAfter+time.Second-1)/time.Second), 1)
@@ -209,11 +200,11 @@ func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
 		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scopeOf(d.Key), d.Limit, d.Metric, period(d.Period), res.RetryAfter.Round(time.Millisecond))}
 }
 
-// untilPeriodEnds is the seconds until a budget's calendar period (a UTC
-// day or month, named in its key) starts afresh.
-func untilPeriodEnds(key string, now time.Time) int64 {
+// untilPeriodEnds is the seconds until a budget's calendar period, a UTC
+// day or (monthly) month, starts afresh.
+func untilPeriodEnds(monthly bool, now time.Time) int64 {
 	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-	if strings.Contains(key, ":usd-month:") {
+	if monthly {
 		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	return max(int64(next.Sub(now).Seconds()+0.999), 1)
@@ -221,18 +212,11 @@ func untilPeriodEnds(key string, now time.Time) int64 {
 
 // scopeOf turns a counter key ("team:search:tpm") into "team search".
 func scopeOf(key string) string {
-	scope, rest, _ := cut(key, ':')
-	id, _, _ := cut(rest, ':')
-	return scope + " " + id
-}
-
-func cut(s string, sep byte) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
+	parts := strings.SplitN(key, ":", 3)
+	if len(parts) < 2 {
+		return key
 	}
-	return s, "", false
+	return parts[0] + " " + parts[1]
 }
 
 func period(d time.Duration) string {

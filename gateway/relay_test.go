@@ -41,7 +41,6 @@ func newTestRelay(stream providers.Stream, c *call) (*relay, *record) {
 	cfg := &config.Config{}
 	cfg.Server.StreamKeepalive = 20 * time.Millisecond
 	s := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler)}
-	s.streams.Add(1)
 	rec := &record{}
 	return &relay{s: s, call: c, d: &router.Deployment{}, stream: stream, cancel: func() {}, rec: rec}, rec
 }

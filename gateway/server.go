@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/ledger"
 	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
+	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/quota"
 	"github.com/switchyard/switchyard/router"
@@ -81,6 +82,7 @@ type Server struct {
 	backends    map[string]config.Backend
 	local       *localengine.Pool
 	tel         *telemetry.Telemetry
+	references  map[string]pricing.Price // per team, for savings
 	ledger      ledger.Store
 	closeLedger func() error
 	quota       *quota.Limiter
@@ -101,11 +103,9 @@ type Server struct {
 	// it when the shutdown deadline passes.
 	base  context.Context
 	abort context.CancelCauseFunc
-	// streams counts relays still writing, so shutdown can let them send
-	// their final error event; aborting (under streamsMu) stops new ones
-	// from being counted once shutdown waits for them.
+	// aborting (under streamsMu) stops new relays from starting once
+	// shutdown has aborted the requests still running.
 	streamsMu sync.Mutex
-	streams   sync.WaitGroup
 	aborting  bool
 }
 
@@ -168,7 +168,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, ledger: costs, closeLedger: closeLedger, requests: newTracker(), background: newTracker(),
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -272,18 +272,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // abortGrace is how long aborted streams get to write their error event.
 const abortGrace = 2 * time.Second
 
-// streamStarted counts a new relay, unless shutdown is already aborting.
+// streamStarted reports whether a new relay may start: not once shutdown
+// is aborting requests (it waits for running ones through s.requests).
 func (s *Server) streamStarted() bool {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	if s.aborting {
-		return false
-	}
-	s.streams.Add(1)
-	return true
+	return !s.aborting
 }
-
-func (s *Server) streamDone() { s.streams.Done() }
 
 // Draining reports whether Shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

@@ -138,7 +138,6 @@ func (r *relay) run(w *bufio.Writer) {
 		r.stream.Close()
 		r.cancel()
 		r.finish()
-		r.s.streamDone()
 	}()
 	for {
 		ev, err := r.stream.Recv()

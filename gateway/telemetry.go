@@ -309,15 +309,26 @@ func (s *Server) savings(r *record) pricing.Cost {
 	if r.usage == nil || r.principal == nil {
 		return 0
 	}
-	ref, ok := s.cfg.Ledger.ReferenceModels[r.principal.Team]
+	ref, ok := s.references[r.principal.Team]
 	if !ok {
-		ref = s.cfg.Ledger.ReferenceModels["default"]
+		ref, ok = s.references["default"]
 	}
-	usd, ok := pricing.Lookup(ref)
 	if !ok {
 		return 0
 	}
-	return usd.Price().Cost(tokens(r.usage)) - r.cost
+	return ref.Cost(tokens(r.usage)) - r.cost
+}
+
+// referencePrices prices each team's reference model once, from the
+// default table; a model the table does not know prices no savings.
+func referencePrices(models map[string]string) map[string]pricing.Price {
+	out := make(map[string]pricing.Price, len(models))
+	for team, model := range models {
+		if usd, ok := pricing.Lookup(model); ok {
+			out[team] = usd.Price()
+		}
+	}
+	return out
 }
 
 // registerGauges reports state the gateway holds: backend health and quota

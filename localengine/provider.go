@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/providers/chatwire"
 )
 
 // Provider serves OpenAI-format requests (chat completions, completions,
@@ -335,9 +336,8 @@ func engineError(err error, param string) error {
 	return &providers.Error{Status: http.StatusInternalServerError, Type: "server_error", Code: providers.CodeUpstreamError, Message: "the local engine failed", Retryable: true, Err: err}
 }
 
-func invalid(param, msg string) error {
-	return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Param: param, Message: msg}
-}
+// invalid is a 400 naming the parameter, as every provider answers it.
+func invalid(param, msg string) error { return chatwire.Invalid(param, "%s", msg) }
 
 func newID() string {
 	var b [12]byte

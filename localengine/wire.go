@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/providers/chatwire"
 )
 
 // The OpenAI wire format, as much of it as the local engine serves.
@@ -123,7 +124,7 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 	} else {
 		r.Sampling.Seed = randomSeed()
 	}
-	stops, err := stringOrList(b.Stop, "stop")
+	stops, err := chatwire.StringOrList(b.Stop, "stop")
 	if err != nil {
 		return r, err
 	}
@@ -132,7 +133,7 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 	}
 	r.Stop = stops
 	if op == providers.OpCompletion {
-		prompts, err := stringOrList(b.Prompt, "prompt")
+		prompts, err := chatwire.StringOrList(b.Prompt, "prompt")
 		if err != nil {
 			return r, err
 		}
@@ -193,25 +194,6 @@ func contentText(raw json.RawMessage, i int) (string, error) {
 	return buf.String(), nil
 }
 
-func stringOrList(raw json.RawMessage, param string) ([]string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalid(param, param+" must be a string or an array of strings")
-		}
-		return []string{s}, nil
-	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, invalid(param, param+" must be a string or an array of strings")
-	}
-	return list, nil
-}
-
 type embeddingsBody struct {
 	Input          json.RawMessage `json:"input"`
 	EncodingFormat string          `json:"encoding_format"`
@@ -219,7 +201,7 @@ type embeddingsBody struct {
 }
 
 func (b *embeddingsBody) texts() ([]string, error) {
-	list, err := stringOrList(b.Input, "input")
+	list, err := chatwire.StringOrList(b.Input, "input")
 	if err != nil {
 		return nil, invalid("input", "the local engine embeds strings (a string or an array of strings), not token arrays")
 	}

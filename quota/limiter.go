@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,9 +310,9 @@ func (l *Limiter) Remaining(ctx context.Context, s Subject) Remaining {
 		}
 		var usd **float64
 		switch {
-		case s.Key != "" && hasPrefix(st.Key, keyPrefix):
+		case s.Key != "" && strings.HasPrefix(st.Key, keyPrefix):
 			usd = &b.KeyRemainingUSD
-		case s.Team != "" && hasPrefix(st.Key, teamPrefix):
+		case s.Team != "" && strings.HasPrefix(st.Key, teamPrefix):
 			usd = &b.TeamRemainingUSD
 		default:
 			continue
@@ -323,8 +324,6 @@ func (l *Limiter) Remaining(ctx context.Context, s Subject) Remaining {
 	}
 	return b
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 func (l *Limiter) cacheKey(s Subject) string { return s.Tenant + "\x00" + s.Team + "\x00" + s.Key }
 

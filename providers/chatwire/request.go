@@ -209,7 +209,7 @@ func ParseRequest(body []byte) (*Request, error) {
 		return nil, Invalid("max_tokens", "max_tokens must be positive")
 	}
 	var err error
-	if r.Stop, err = stringOrList(w.Stop, "stop"); err != nil {
+	if r.Stop, err = StringOrList(w.Stop, "stop"); err != nil {
 		return nil, err
 	}
 	for i, m := range w.Messages {
@@ -347,7 +347,10 @@ func parseToolChoice(raw json.RawMessage) (ToolChoice, error) {
 	return ToolChoice{Mode: "function", Name: obj.Function.Name}, nil
 }
 
-func stringOrList(raw json.RawMessage, param string) ([]string, error) {
+// StringOrList reads a parameter OpenAI accepts as a string or an array
+// of strings (stop, prompt, input); null or absent is none. A value of
+// another type is a 400 naming param.
+func StringOrList(raw json.RawMessage, param string) ([]string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
