@@ -34,10 +34,17 @@ const (
 	CategorySecret = "secret"
 )
 
-// Span is one match in a text: text[Start:End] is the entity.
+// Span is one match in a text: text[Start:End] is the entity, as the
+// client wrote it (normalisation and decoding map back to the original
+// bytes).
 type Span struct {
 	Start, End int
 	Label      string
+	// Weak marks a weaker signal: a nine-digit number with no context, a
+	// card-like number that fails its checksum, a national phone number
+	// written bare. Policies count weak signals only for tenants with
+	// strict detection.
+	Weak bool
 }
 
 // detector finds one label's entities. valid, if set, confirms a regexp
@@ -48,6 +55,7 @@ type detector struct {
 	re       *regexp.Regexp
 	valid    func(string) bool
 	trigger  trigger
+	group    int // the submatch that is the entity; 0 is the whole match
 }
 
 // Custom is a detector from config: a label and a regular expression
@@ -62,12 +70,29 @@ type Custom struct {
 type Classifier struct {
 	detectors []detector
 	category  map[string]string
+	phones    phoneChecker
+}
+
+// Options configure a classifier.
+type Options struct {
+	// Custom are detectors added to the built-in ones.
+	Custom []Custom
+	// PhoneRegions are the ISO 3166 regions national phone numbers are
+	// checked against; nil means DefaultPhoneRegions.
+	PhoneRegions []string
 }
 
 // New returns a classifier with the built-in detectors plus custom ones.
-func New(custom ...Custom) (*Classifier, error) {
-	c := &Classifier{detectors: slices.Clone(builtin), category: map[string]string{}}
-	for _, cu := range custom {
+func New(custom ...Custom) (*Classifier, error) { return NewWith(Options{Custom: custom}) }
+
+// NewWith returns a classifier configured by o.
+func NewWith(o Options) (*Classifier, error) {
+	phones, err := newPhoneChecker(o.PhoneRegions)
+	if err != nil {
+		return nil, err
+	}
+	c := &Classifier{detectors: slices.Clone(builtin), category: map[string]string{}, phones: phones}
+	for _, cu := range o.Custom {
 		re, err := regexp.Compile(cu.Pattern)
 		if err != nil {
 			return nil, fmt.Errorf("custom detector %s: %w", cu.Label, err)
@@ -83,6 +108,9 @@ func New(custom ...Custom) (*Classifier, error) {
 			return nil, fmt.Errorf("custom detector %s: category must be pii or secret, got %q", cu.Label, cat)
 		}
 		c.detectors = append(c.detectors, detector{label: cu.Label, category: cat, re: re})
+	}
+	for _, l := range []string{CreditCard, IBAN, USSSN, Phone} {
+		c.category[l] = CategoryPII
 	}
 	for _, d := range c.detectors {
 		c.category[d.label] = d.category
@@ -105,23 +133,52 @@ func validLabel(s string) bool {
 // Category is a label's category, or "" for an unknown label.
 func (c *Classifier) Category(label string) string { return c.category[label] }
 
-// Find returns every entity in text, ordered by position, without
-// overlaps: where two detectors claim the same characters the longer match
-// wins, then the earlier detector (secrets and cards before phones).
+// Find returns every entity in text, strong and weak, ordered by position,
+// without overlaps: a strong match beats a weak one, then the longer match
+// wins, then the detector listed first in rank (secrets, then cards…).
+// Find reads text normalised (normalize.go); spans are in text's own
+// bytes.
+// Text that decodes to text (base64, percent-encoding, escapes) is
+// scanned decoded too (decode.go).
 func (c *Classifier) Find(text string) []Span {
-	var spans []Span
+	return c.scanText(text, "", &budget{bytes: maxDecodedBytes}, 0)
+}
+
+// findView appends the entities of a normalised text to spans. hint is
+// context from outside the text (the lower-cased key a JSON value sits
+// under), read like the words before a number.
+func (c *Classifier) findView(text, hint string, spans []Span) []Span {
+	spans = c.patterns(text, spans, true)
+	add := func(s Span) { spans = append(spans, s) }
+	scanIBANs(text, add)
+	c.scanNumbers(text, hint, add)
+	scanSpelledEmails(text, add)
+	scanContextSecrets(text, add)
+	return spans
+}
+
+// patterns appends the matches of the pattern detectors: in the windows
+// their triggers find, or, when windowed is false, in the whole text (the
+// reference the windows are tested against).
+func (c *Classifier) patterns(text string, spans []Span, windowed bool) []Span {
 	var cache [pemHeader + 1][]window // windows per trigger, found once
 	var done [pemHeader + 1]bool
 	for _, d := range c.detectors {
 		if !done[d.trigger] {
 			cache[d.trigger], done[d.trigger] = d.trigger.windows(text), true
+			if !windowed {
+				cache[d.trigger] = []window{{0, len(text)}}
+			}
 		}
 		for _, w := range cache[d.trigger] {
 			// One byte of context on each side keeps \b honest at the edges.
 			base := max(w.start-1, 0)
 			sub := text[base:min(w.end+1, len(text))]
-			for _, loc := range d.re.FindAllStringIndex(sub, -1) {
-				s, e := base+loc[0], base+loc[1]
+			for _, loc := range d.re.FindAllStringSubmatchIndex(sub, -1) {
+				if loc[2*d.group] < 0 {
+					continue
+				}
+				s, e := base+loc[2*d.group], base+loc[2*d.group+1]
 				if s < w.start || e > w.end {
 					continue
 				}
@@ -132,25 +189,36 @@ func (c *Classifier) Find(text string) []Span {
 			}
 		}
 	}
-	return dropOverlaps(spans, c.rank)
+	return spans
 }
 
+// labelRank orders the built-in labels for overlapping matches: secrets
+// first (a key may contain digit runs), then structured numbers with
+// checksums, then the looser patterns. Custom labels come after.
+var labelRank = map[string]int{PrivateKey: 0, JWT: 1, APIKey: 2, CreditCard: 3, IBAN: 4, USSSN: 5, Email: 6, IPAddress: 7, Phone: 8}
+
 func (c *Classifier) rank(label string) int {
+	if r, ok := labelRank[label]; ok {
+		return r
+	}
 	for i, d := range c.detectors {
 		if d.label == label {
-			return i
+			return len(labelRank) + i
 		}
 	}
-	return len(c.detectors)
+	return len(labelRank) + len(c.detectors)
 }
 
 func dropOverlaps(spans []Span, rank func(string) int) []Span {
 	if len(spans) < 2 {
 		return spans
 	}
-	// Longest first, then by detector order, then by position; keep a span
-	// only if it overlaps none kept before it.
+	// Strong first, then longest, then by rank, then by position; keep a
+	// span only if it overlaps none kept before it.
 	sort.SliceStable(spans, func(i, j int) bool {
+		if spans[i].Weak != spans[j].Weak {
+			return !spans[i].Weak
+		}
 		li, lj := spans[i].End-spans[i].Start, spans[j].End-spans[j].Start
 		if li != lj {
 			return li > lj
@@ -177,14 +245,21 @@ func dropOverlaps(spans []Span, rank func(string) int) []Span {
 	return kept
 }
 
-// Counts tallies spans by label.
-func Counts(spans []Span) map[string]int {
-	if len(spans) == 0 {
-		return nil
-	}
-	m := make(map[string]int, len(spans))
+// Counts tallies the strong spans by label; nil when there are none.
+func Counts(spans []Span) map[string]int { return tally(spans, false) }
+
+// WeakCounts tallies the weak spans by label; nil when there are none.
+func WeakCounts(spans []Span) map[string]int { return tally(spans, true) }
+
+func tally(spans []Span, weak bool) map[string]int {
+	var m map[string]int
 	for _, s := range spans {
-		m[s.Label]++
+		if s.Weak == weak {
+			if m == nil {
+				m = map[string]int{}
+			}
+			m[s.Label]++
+		}
 	}
 	return m
 }

@@ -1,121 +1,171 @@
 package classify
 
 import (
-	"fmt"
+	"encoding/json"
 	"maps"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 )
 
-// Field is one piece of text in an OpenAI request body and the entities
-// found in it. Path is the body's JSON path to it (gjson/sjson syntax).
+// Field is one piece of text in a request body and the entities found in
+// it: a string value, an object key or a number.
 type Field struct {
-	Path  string
+	// Path is the body's JSON path to it (gjson/sjson syntax); for a key,
+	// the path of the member the key names.
+	Path string
+	// Key is true when the text is an object key.
+	Key bool
+	// Text is the decoded text; spans index it.
 	Text  string
 	Spans []Span
+
+	start, end int // the raw token in the body
+	number     bool
 }
 
 // Findings are the entities in one request.
 type Findings struct {
-	Fields []Field // only fields with at least one entity
+	Fields []Field // only fields with at least one entity, strong or weak
 }
 
-// Counts tallies the entities by label; nil when there are none.
-func (f Findings) Counts() map[string]int {
+func (f Findings) spans() []Span {
 	var all []Span
 	for _, fl := range f.Fields {
 		all = append(all, fl.Spans...)
 	}
-	return Counts(all)
+	return all
 }
 
-// Labels is the sorted set of labels found.
+// Counts tallies the strong entities by label; nil when there are none.
+func (f Findings) Counts() map[string]int { return Counts(f.spans()) }
+
+// WeakCounts tallies the weak signals by label; nil when there are none.
+func (f Findings) WeakCounts() map[string]int { return WeakCounts(f.spans()) }
+
+// Labels is the sorted set of labels found, strong and weak.
 func (f Findings) Labels() []string {
-	return slices.Sorted(maps.Keys(f.Counts()))
+	set := map[string]bool{}
+	for _, s := range f.spans() {
+		set[s.Label] = true
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
-// ScanRequest classifies every string in a request body, wherever it is:
-// message contents and text parts, names, tool definitions and tool-call
-// arguments, response-format schemas, prompts, embedding inputs, user ids.
-// Scanning everything, rather than the fields known today, means a field
-// the API adds tomorrow cannot carry data past the policy. Only values that
-// are not text are skipped: model and ids, role and type tags, and inline
-// image, audio and file data.
+// Detection says which detector fired where: a label and a path, never
+// the value. It is what explain shows.
+type Detection struct {
+	Label string `json:"label"`
+	Path  string `json:"path"`
+	Key   bool   `json:"key,omitempty"`
+	Weak  bool   `json:"weak,omitempty"`
+}
+
+// Detections lists every entity by label and path, in body order.
+func (f Findings) Detections() []Detection {
+	var out []Detection
+	for _, fl := range f.Fields {
+		for _, s := range fl.Spans {
+			out = append(out, Detection{Label: s.Label, Path: fl.Path, Key: fl.Key, Weak: s.Weak})
+		}
+	}
+	return out
+}
+
+// ScanRequest classifies every string and number in a JSON request body,
+// object keys included, whatever the field: message contents and parts,
+// names and ids the client chooses (tool_call_id, name, user), metadata,
+// URLs, tool definitions and arguments, schemas, prompts, embedding
+// inputs. No field is exempt by its name: if a byte the client sent can
+// reach an upstream, it is scanned. Each text is read normalised and
+// decoded (normalize.go, decode.go). body must be valid JSON.
 func (c *Classifier) ScanRequest(body []byte) Findings {
 	var f Findings
-	c.walk(gjson.ParseBytes(body), "", &f)
+	b := &budget{bytes: maxDecodedBytes}
+	w := &jsonWalker{b: body}
+	w.walk(func(t jsonToken) {
+		var text string
+		if t.str {
+			text = decodeString(body[t.start:t.end])
+		} else {
+			if t.end-t.start < 7 {
+				return // too short to be anything
+			}
+			text = string(body[t.start:t.end])
+		}
+		if text == "" {
+			return
+		}
+		var hint string
+		if !t.key {
+			hint = strings.ToLower(splitWords(w.key()))
+		}
+		spans := c.scanText(text, hint, b, 0)
+		if hint != "" {
+			spans = keyContext(hint, text, spans)
+		}
+		if len(spans) == 0 {
+			return
+		}
+		f.Fields = append(f.Fields, Field{Path: w.path(), Key: t.key, Text: strings.Clone(text), Spans: spans,
+			start: t.start, end: t.end, number: !t.str})
+	})
 	return f
 }
 
-// notText are keys whose string values are identifiers or binary data.
-var notText = map[string]bool{
-	"model": true, "role": true, "type": true, "id": true, "tool_call_id": true,
-	"object": true, "encoding_format": true, "detail": true, "format": true,
-	"url": true, "data": true, "file_data": true, "file_id": true,
-}
-
-func (c *Classifier) walk(v gjson.Result, path string, f *Findings) {
-	switch {
-	case v.IsObject():
-		v.ForEach(func(k, child gjson.Result) bool {
-			if child.Type == gjson.String && notText[k.Str] {
-				return true
-			}
-			c.walk(child, joinPath(path, escapePathKey(k.Str)), f)
-			return true
-		})
-	case v.IsArray():
-		v.ForEach(func(i, child gjson.Result) bool {
-			c.walk(child, joinPath(path, i.String()), f)
-			return true
-		})
-	case v.Type == gjson.String && v.Str != "":
-		if spans := c.Find(v.Str); len(spans) > 0 {
-			f.Fields = append(f.Fields, Field{Path: path, Text: v.Str, Spans: spans})
+// keyContext reads an object key (k, lower-cased) as the words before its
+// value. The number scanners read it as a hint already (under "ssn" a bare
+// nine-digit number is an SSN, under "phone" a bare national number is a
+// phone); here, under "card_number" a card-like number is a card, and
+// under "api_key" or "password" a random-looking token is a secret.
+func keyContext(k, text string, spans []Span) []Span {
+	for i, s := range spans {
+		if s.Weak && s.Label == CreditCard && containsWord(k, cardWords) {
+			spans[i].Weak = false
 		}
 	}
+	if len(spans) == 0 && len(text) >= 16 && len(text) <= 1024 && !strings.ContainsAny(text, " \n\t") &&
+		randomLooking(text) && containsWord(k, secretWords) {
+		spans = append(spans, Span{Start: 0, End: len(text), Label: APIKey})
+	}
+	return spans
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
+// Words that say a number is a payment card.
+var cardWords = []string{"card", "cc", "pan", "ccnum", "kreditkarte", "karte", "carte", "tarjeta", "carta", "cartão", "cartao", "kaart", "visa", "mastercard", "amex"}
 
-// escapePathKey escapes the characters gjson and sjson give meaning to.
-func escapePathKey(k string) string {
-	if !strings.ContainsAny(k, ".*?|#@!\\:") {
-		return k
-	}
+// splitWords turns camelCase into separate words: "customerPhone" reads
+// "customer Phone".
+func splitWords(s string) string {
 	var b strings.Builder
-	for _, r := range k {
-		if strings.ContainsRune(".*?|#@!\\:", r) {
-			b.WriteByte('\\')
+	for i := 0; i < len(s); i++ {
+		if i > 0 && s[i] >= 'A' && s[i] <= 'Z' && s[i-1] >= 'a' && s[i-1] <= 'z' {
+			b.WriteByte(' ')
 		}
-		b.WriteRune(r)
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }
 
 // Redactor replaces entities with typed placeholders, [EMAIL_1],
 // [CREDIT_CARD_2], numbering each distinct value once per request so that
-// the model still sees which mentions are the same. Use one per request.
+// the model still sees which mentions are the same. It remembers each
+// placeholder's value so that Restorer can put the values back into the
+// answer: that mapping lives in this value only, for one request; it is
+// never logged, traced or audited. Use one per request.
 type Redactor struct {
-	// Labels selects what to mask; nil masks every label.
+	// Labels selects what to mask; nil masks every label. Weak signals of
+	// a selected label are masked too.
 	Labels map[string]bool
-	seen   map[string]string
+	seen   map[string]string // label + value -> placeholder
+	values map[string]string // placeholder -> value
 	next   map[string]int
 }
 
-// Placeholder is the text an entity is replaced with.
 func (r *Redactor) placeholder(label, value string) string {
 	if r.seen == nil {
-		r.seen, r.next = map[string]string{}, map[string]int{}
+		r.seen, r.values, r.next = map[string]string{}, map[string]string{}, map[string]int{}
 	}
 	key := label + "\x00" + value
 	if p, ok := r.seen[key]; ok {
@@ -123,7 +173,7 @@ func (r *Redactor) placeholder(label, value string) string {
 	}
 	r.next[label]++
 	p := "[" + label + "_" + strconv.Itoa(r.next[label]) + "]"
-	r.seen[key] = p
+	r.seen[key], r.values[p] = p, value
 	return p
 }
 
@@ -147,11 +197,14 @@ func (r *Redactor) Text(text string, spans []Span) string {
 }
 
 // Body returns a copy of body with the selected entities in f masked, and
-// how many were masked per label.
+// how many were masked per label. A masked key or number becomes a string.
 func (r *Redactor) Body(body []byte, f Findings) ([]byte, map[string]int, error) {
 	masked := map[string]int{}
-	out := body
-	for _, fl := range f.Fields {
+	fields := slices.Clone(f.Fields)
+	sort.Slice(fields, func(i, j int) bool { return fields[i].start < fields[j].start })
+	var out []byte
+	last := 0
+	for _, fl := range fields {
 		red := r.Text(fl.Text, fl.Spans)
 		if red == fl.Text {
 			continue
@@ -161,10 +214,25 @@ func (r *Redactor) Body(body []byte, f Findings) ([]byte, map[string]int, error)
 				masked[s.Label]++
 			}
 		}
-		var err error
-		if out, err = sjson.SetBytes(out, fl.Path, red); err != nil {
-			return nil, nil, fmt.Errorf("redacting %s: %w", fl.Path, err)
+		if fl.start < last || fl.end > len(body) {
+			continue // findings of another body
 		}
+		enc, err := json.Marshal(red)
+		if err != nil {
+			return nil, nil, err
+		}
+		if out == nil {
+			out = make([]byte, 0, len(body)+64)
+		}
+		out = append(out, body[last:fl.start]...)
+		out = append(out, enc...)
+		last = fl.end
 	}
-	return out, masked, nil
+	if out == nil {
+		return body, masked, nil
+	}
+	return append(out, body[last:]...), masked, nil
 }
+
+// Restorer returns what puts this redactor's values back into an answer.
+func (r *Redactor) Restorer() *Restorer { return NewRestorer(r.values) }

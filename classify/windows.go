@@ -85,7 +85,7 @@ func countIf(s string, f func(byte) bool) int {
 	return n
 }
 
-var apiKeyPrefixes = []string{"sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-", "hf_"}
+var apiKeyPrefixes = []string{"sk-", "sk_", "rk_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-", "hf_", "SG.", "npm_", "pypi-", "shp", "dop_v1_", "ya29."}
 
 // windows finds where a trigger's entities may be.
 func (t trigger) windows(text string) []window {

@@ -327,6 +327,9 @@ type Backend struct {
 	// Region is where the backend runs, for example eu-west-1.
 	Region string `yaml:"region"`
 	// Jurisdiction is the legal area of the region, for example EU or US.
+	// Local and self-hosted backends declare where their host runs too:
+	// Kind says who operates a backend, Jurisdiction where it is, and a
+	// tenant the policy pins to a jurisdiction only uses backends in it.
 	Jurisdiction string `yaml:"jurisdiction"`
 	// Models lists the upstream model names this backend serves. When it is
 	// not empty, every deployment on this backend must name one of them.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/providers"
@@ -57,6 +58,9 @@ type explainRequest struct {
 
 type explainResponse struct {
 	Input *policies.Input `json:"input"`
+	// Detections says which detector fired on which field: label and
+	// path, never the value.
+	Detections []classify.Detection `json:"detections"`
 	*policies.Explanation
 }
 
@@ -107,5 +111,9 @@ func (s *Server) explain(c *fiber.Ctx) error {
 		return &APIError{Status: http.StatusUnprocessableEntity, Type: "invalid_request_error", Code: "policy_error",
 			Message: "The policy could not be evaluated: " + err.Error(), Err: err}
 	}
-	return c.JSON(explainResponse{Input: in, Explanation: x})
+	det := call.findings.Detections()
+	if det == nil {
+		det = []classify.Detection{}
+	}
+	return c.JSON(explainResponse{Input: in, Detections: det, Explanation: x})
 }

@@ -99,6 +99,7 @@ func (s *Server) policyInput(header func(string, ...string) string, call *call, 
 			EstimatedInputTokens: int64(sig2(float64(promptEst))), MaxOutputTokens: call.maxTokens,
 			DataClass:    strings.ToLower(strings.Clone(header(HeaderDataClass))),
 			Entities:     call.findings.Counts(),
+			WeakEntities: call.findings.WeakCounts(),
 			OriginRegion: strings.Clone(header(HeaderOriginRegion)),
 			LatencySLOMs: max(slo, 0),
 		},
@@ -108,9 +109,14 @@ func (s *Server) policyInput(header func(string, ...string) string, call *call, 
 	if in.Request.Entities == nil {
 		in.Request.Entities = map[string]int{}
 	}
-	in.Request.Categories = make(map[string]string, len(in.Request.Entities))
-	for label := range in.Request.Entities {
-		in.Request.Categories[label] = s.classifier.Category(label)
+	if in.Request.WeakEntities == nil {
+		in.Request.WeakEntities = map[string]int{}
+	}
+	in.Request.Categories = make(map[string]string, len(in.Request.Entities)+len(in.Request.WeakEntities))
+	for _, m := range []map[string]int{in.Request.Entities, in.Request.WeakEntities} {
+		for label := range m {
+			in.Request.Categories[label] = s.classifier.Category(label)
+		}
 	}
 	for _, d := range call.route.Deployments {
 		b := s.backends[d.Backend]
@@ -134,31 +140,35 @@ func (s *Server) routeFor(call *call, d *policies.Decision) (*router.Route, erro
 		byID[dep.ID()] = dep
 	}
 	rt := &router.Route{Name: call.route.Name}
-	bodies := map[string][]byte{} // kind -> redacted body
+	redacted := map[string]redacting{} // kind -> redacted body and its restorer
 	for _, id := range d.Routes {
 		dep, ok := byID[id]
 		if !ok {
 			continue // the policy named a deployment that is not a candidate
 		}
 		if labels := d.Redact[dep.Kind]; len(labels) > 0 && len(call.findings.Fields) > 0 {
-			body, ok := bodies[dep.Kind]
+			red, ok := redacted[dep.Kind]
 			if !ok {
 				set := make(map[string]bool, len(labels))
 				for _, l := range labels {
 					set[l] = true
 				}
-				var err error
-				var counts map[string]int
-				if body, counts, err = (&classify.Redactor{Labels: set}).Body(call.body, call.findings); err != nil {
+				// One redactor per kind and request: its placeholder map
+				// lives in this request's memory only.
+				r := &classify.Redactor{Labels: set}
+				body, counts, err := r.Body(call.body, call.findings)
+				if err != nil {
 					return nil, fmt.Errorf("redacting for %s backends: %w", dep.Kind, err)
 				}
 				for label, n := range counts {
 					s.tel.Metrics.Redactions.Add(context.Background(), int64(n), metric.WithAttributes(attribute.String("switchyard.entity", label), attrBackendKind.String(dep.Kind)))
 				}
-				bodies[dep.Kind] = body
+				red = redacting{body: body, restore: r.Restorer()}
+				redacted[dep.Kind] = red
 			}
 			cp := *dep // shares the health of the original
-			cp.Provider = redacting{Provider: dep.Provider, body: body}
+			red.Provider = dep.Provider
+			cp.Provider = red
 			dep = &cp
 		}
 		rt.Deployments = append(rt.Deployments, dep)
@@ -166,22 +176,65 @@ func (s *Server) routeFor(call *call, d *policies.Decision) (*router.Route, erro
 	return rt, nil
 }
 
-// redacting sends a redacted body in place of the client's.
+// redacting sends a redacted body in place of the client's, and puts the
+// original values back where their placeholders come back in the answer,
+// in JSON and in streams (a placeholder split across chunks included).
 type redacting struct {
 	providers.Provider
-	body []byte
+	body    []byte
+	restore *classify.Restorer
 }
 
 func (r redacting) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
 	q := *req
 	q.Body = r.body
-	return r.Provider.Do(ctx, &q)
+	res, err := r.Provider.Do(ctx, &q)
+	if err != nil || res == nil {
+		return res, err
+	}
+	out := *res
+	out.Body = r.restore.JSON(res.Body)
+	return &out, nil
 }
 
 func (r redacting) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
 	q := *req
 	q.Body = r.body
-	return r.Provider.Stream(ctx, &q)
+	st, err := r.Provider.Stream(ctx, &q)
+	if err != nil {
+		return nil, err
+	}
+	return &restoringStream{Stream: st, restore: r.restore.Stream()}, nil
+}
+
+// restoringStream restores placeholders event by event. Text that could
+// still become a placeholder is held back (a placeholder's length at
+// most) and flushed with the choice's last chunk, or as one more chunk
+// before the end.
+type restoringStream struct {
+	providers.Stream
+	restore *classify.StreamRestorer
+	last    []byte // the last chunk seen, the template of a flushed one
+	ended   error  // the end to report after a flushed chunk
+}
+
+func (s *restoringStream) Recv() (providers.Event, error) {
+	if s.ended != nil {
+		return providers.Event{}, s.ended
+	}
+	ev, err := s.Stream.Recv()
+	if err != nil {
+		if flushed := s.restore.Flush(s.last); flushed != nil {
+			s.ended = err
+			return providers.Event{Data: flushed}, nil
+		}
+		return ev, err
+	}
+	if !ev.UsageOnly {
+		s.last = append(s.last[:0], ev.Data...)
+	}
+	ev.Data = s.restore.Chunk(ev.Data)
+	return ev, nil
 }
 
 // capOutputTokens enforces a max-output obligation on the request body.

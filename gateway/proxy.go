@@ -95,7 +95,11 @@ func (s *Server) outputEstimate(c *call) int64 {
 func (s *Server) proxy(op providers.Operation) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p := c.Locals(localPrincipal).(*Principal)
-		call, err := parseCall(op, c.Body())
+		body, err := s.requestBody(c)
+		if err != nil {
+			return err
+		}
+		call, err := parseCall(op, body)
 		if err != nil {
 			return err
 		}

@@ -29,9 +29,14 @@ type Request struct {
 	DataClass string `json:"data_class"`
 	// Entities counts the sensitive data found, by label (EMAIL, API_KEY…).
 	Entities map[string]int `json:"entities"`
-	// Categories gives each found label's category (pii or secret) as the
-	// classifier knows it, custom detectors included; the bundle's data may
-	// override it.
+	// WeakEntities counts the classifier's weak signals, by label: a
+	// 9-digit number with no context (US_SSN), a card-like number failing
+	// its checksum (CREDIT_CARD). They count only for tenants with
+	// detection: strict, where they add to Entities label by label.
+	WeakEntities map[string]int `json:"weak_entities"`
+	// Categories gives the category (pii or secret) of each label found,
+	// in Entities or in WeakEntities, as the classifier knows it, custom
+	// detectors included; the bundle's data may override it.
 	Categories   map[string]string `json:"categories"`
 	OriginRegion string            `json:"origin_region"`
 	// LatencySLOMs is the latency budget from x-switchyard-max-latency-ms or

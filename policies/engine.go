@@ -328,6 +328,12 @@ func cacheKey(revision string, in *Input) (string, error) {
 		num(int64(r.Entities[l]))
 		str(r.Categories[l])
 	}
+	str("~")
+	for _, l := range slices.Sorted(maps.Keys(r.WeakEntities)) {
+		str(l)
+		num(int64(r.WeakEntities[l]))
+		str(r.Categories[l])
+	}
 	str("|")
 	str(in.Subject.Tenant)
 	str(in.Subject.Team)

@@ -225,7 +225,7 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 	f, i := 1.5, int64(3)
 	base := func() *Input {
 		return &Input{
-			Request:    Request{ID: "a", Operation: "chat", Model: "m", EstimatedInputTokens: 10, MaxOutputTokens: 5, DataClass: "x", Entities: map[string]int{"EMAIL": 1}, OriginRegion: "r", LatencySLOMs: 7},
+			Request:    Request{ID: "a", Operation: "chat", Model: "m", EstimatedInputTokens: 10, MaxOutputTokens: 5, DataClass: "x", Entities: map[string]int{"EMAIL": 1}, WeakEntities: map[string]int{"US_SSN": 1}, OriginRegion: "r", LatencySLOMs: 7},
 			Subject:    Subject{Tenant: "t", Team: "tm", User: "u", KeyID: "k"},
 			Budget:     Budget{KeyRemainingUSD: &f, TeamRemainingUSD: &f, KeyRemainingTokens: &i, TeamRemainingTokens: &i},
 			Candidates: []Candidate{{ID: "c", Backend: "b", Provider: "p", Kind: "local", Region: "r", Jurisdiction: "j", Healthy: true, P95LatencyMs: 1, TTFTMs: 2, EstCostUSD: 3, ContextWindow: 4, ZeroDataRetention: true}},
@@ -243,6 +243,7 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 		"stream": func(in *Input) { in.Request.Stream = true }, "input tokens": func(in *Input) { in.Request.EstimatedInputTokens++ },
 		"max output": func(in *Input) { in.Request.MaxOutputTokens++ }, "data class": func(in *Input) { in.Request.DataClass = "y" },
 		"entities": func(in *Input) { in.Request.Entities["EMAIL"] = 2 }, "new entity": func(in *Input) { in.Request.Entities["IBAN"] = 1 },
+		"weak entities": func(in *Input) { in.Request.WeakEntities["US_SSN"] = 2 }, "new weak entity": func(in *Input) { in.Request.WeakEntities["IBAN"] = 1 },
 		"origin": func(in *Input) { in.Request.OriginRegion = "x" }, "slo": func(in *Input) { in.Request.LatencySLOMs++ },
 		"tenant": func(in *Input) { in.Subject.Tenant = "x" }, "team": func(in *Input) { in.Subject.Team = "x" },
 		"user": func(in *Input) { in.Subject.User = "x" }, "key id": func(in *Input) { in.Subject.KeyID = "x" },
@@ -255,6 +256,9 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 		"ttft": func(in *Input) { in.Candidates[0].TTFTMs++ }, "cost": func(in *Input) { in.Candidates[0].EstCostUSD++ },
 		"context": func(in *Input) { in.Candidates[0].ContextWindow++ }, "zdr": func(in *Input) { in.Candidates[0].ZeroDataRetention = false },
 		"more candidates": func(in *Input) { in.Candidates = append(in.Candidates, in.Candidates[0]) },
+
+		// The same label as a weak signal rather than a strong one.
+		"strong made weak": func(in *Input) { in.Request.Entities = map[string]int{}; in.Request.WeakEntities["EMAIL"] = 1 },
 	} {
 		in := base()
 		mutate(in)
@@ -273,4 +277,17 @@ func TestBundleSkipsHiddenDirectories(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(hidden, "routing.rego"), src, 0o644))
 	_, err = New(context.Background(), dir, nil)
 	require.NoError(t, err)
+}
+
+func TestPinnedJurisdictions(t *testing.T) {
+	b, err := LoadBundle(Shipped())
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"eu-bank": "EU"}, b.PinnedJurisdictions())
+
+	b = &Bundle{Data: map[string]any{"switchyard": map[string]any{"config": map[string]any{"tenants": map[string]any{
+		"ch": map[string]any{"jurisdiction": "CH"}, "none": map[string]any{"pii_mode": "redact"},
+		"num": map[string]any{"jurisdiction": 1.0}, "null": map[string]any{"jurisdiction": nil}, "odd": "not an object",
+	}}}}}
+	assert.Equal(t, map[string]string{"ch": "CH", "num": "1", "null": "null"}, b.PinnedJurisdictions())
+	assert.Empty(t, (&Bundle{Data: map[string]any{}}).PinnedJurisdictions())
 }

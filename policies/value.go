@@ -22,6 +22,7 @@ func inputValue(in *Input) ast.Value {
 		item("max_output_tokens", ast.IntNumberTerm(int(r.MaxOutputTokens))),
 		item("data_class", ast.StringTerm(r.DataClass)),
 		item("entities", countsTerm(r.Entities)),
+		item("weak_entities", countsTerm(r.WeakEntities)),
 		item("categories", stringsTerm(r.Categories)),
 		item("origin_region", ast.StringTerm(r.OriginRegion)),
 		item("latency_slo_ms", ast.IntNumberTerm(int(r.LatencySLOMs))),

@@ -13,7 +13,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 		{},
 		benchInput(),
 		{
-			Request:    Request{ID: "r", Operation: "chat", Model: "m", Stream: true, EstimatedInputTokens: 120, MaxOutputTokens: 64, DataClass: "internal", Entities: map[string]int{"EMAIL": 2, "IBAN": 1}, Categories: map[string]string{"EMAIL": "pii", "IBAN": "pii"}, OriginRegion: "eu", LatencySLOMs: 700},
+			Request:    Request{ID: "r", Operation: "chat", Model: "m", Stream: true, EstimatedInputTokens: 120, MaxOutputTokens: 64, DataClass: "internal", Entities: map[string]int{"EMAIL": 2, "IBAN": 1}, WeakEntities: map[string]int{"US_SSN": 1, "CREDIT_CARD": 2}, Categories: map[string]string{"EMAIL": "pii", "IBAN": "pii", "US_SSN": "pii", "CREDIT_CARD": "pii"}, OriginRegion: "eu", LatencySLOMs: 700},
 			Subject:    Subject{Tenant: "t", Team: "tm", User: "u", KeyID: "k"},
 			Budget:     Budget{KeyRemainingUSD: &f, TeamRemainingTokens: &i},
 			Candidates: []Candidate{{ID: "a/b", Backend: "a", Provider: "openai", Kind: "local", Region: "r", Jurisdiction: "EU", Healthy: true, P95LatencyMs: 0.12, TTFTMs: 33, EstCostUSD: 0.00042, ContextWindow: 8192, ZeroDataRetention: true}},

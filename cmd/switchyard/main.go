@@ -80,6 +80,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "# %s is valid; resolved configuration, secrets masked:\n%s", path, out)
+		// Warnings go to stderr: stdout stays the resolved YAML.
+		pins, err := jurisdictionWarnings(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: could not check the tenants' pinned jurisdictions: %v\n", err)
+		}
+		for _, p := range pins {
+			fmt.Fprintf(stderr, "warning: %s\n", p)
+		}
 		return nil
 	case "key":
 		if len(args) == 0 || args[0] != "hash" {
@@ -137,6 +145,7 @@ func serve(path string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logJurisdictionWarnings(cfg, log)
 
 	// Bind first, so "listening" is only logged when it is true.
 	ln, err := net.Listen("tcp", cfg.Server.Listen)

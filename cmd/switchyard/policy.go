@@ -10,15 +10,19 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/policies"
 )
 
 const policyUsage = `usage:
   switchyard policy test [-threshold PCT] [DIR]   run the bundle's Rego tests with coverage
   switchyard policy check [DIR]                   compile the bundle strictly (as opa check --strict)
-  switchyard policy explain [-bundle DIR] INPUT.json
+  switchyard policy explain [-bundle DIR] [-request BODY.json] INPUT.json
                                                   print the decision for a policy input, the excluded
-                                                  deployments with reasons, and the rules that fired
+                                                  deployments with reasons, and the rules that fired;
+                                                  with -request, classify that request body first: its
+                                                  entities replace the input's, and the detectors that
+                                                  fired are listed by label and path (never the value)
 DIR defaults to the bundle shipped in the binary.`
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
@@ -82,6 +86,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		fset := flag.NewFlagSet("policy explain", flag.ContinueOnError)
 		fset.SetOutput(stderr)
 		dir := fset.String("bundle", "", "bundle directory (default: the shipped bundle)")
+		reqFile := fset.String("request", "", "an OpenAI request body to classify into the input")
 		if err := fset.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -96,6 +101,12 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return fmt.Errorf("%s: %w", fset.Arg(0), err)
 		}
+		var detections []classify.Detection
+		if *reqFile != "" {
+			if detections, err = classifyInto(&in, *reqFile); err != nil {
+				return err
+			}
+		}
 		e, err := policies.New(ctx, *dir, nil)
 		if err != nil {
 			return err
@@ -104,11 +115,52 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		out, _ := json.MarshalIndent(x, "", "  ")
+		var out []byte
+		if *reqFile != "" {
+			out, _ = json.MarshalIndent(struct {
+				Detections []classify.Detection `json:"detections"`
+				*policies.Explanation
+			}{detections, x}, "", "  ")
+		} else {
+			out, _ = json.MarshalIndent(x, "", "  ")
+		}
 		fmt.Fprintln(stdout, string(out))
 		return nil
 	}
 	return fmt.Errorf("unknown policy command %q\n%s", args[0], policyUsage)
+}
+
+// classifyInto scans a request body with the built-in detectors and puts
+// what it found into the policy input.
+func classifyInto(in *policies.Input, file string) ([]classify.Detection, error) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("%s: not valid JSON", file)
+	}
+	c, err := classify.New()
+	if err != nil {
+		return nil, err
+	}
+	f := c.ScanRequest(body)
+	in.Request.Entities, in.Request.WeakEntities = f.Counts(), f.WeakCounts()
+	if in.Request.Entities == nil {
+		in.Request.Entities = map[string]int{}
+	}
+	if in.Request.WeakEntities == nil {
+		in.Request.WeakEntities = map[string]int{}
+	}
+	in.Request.Categories = map[string]string{}
+	for _, l := range f.Labels() {
+		in.Request.Categories[l] = c.Category(l)
+	}
+	d := f.Detections()
+	if d == nil {
+		d = []classify.Detection{}
+	}
+	return d, nil
 }
 
 func loadBundleArg(args []string) (*policies.Bundle, error) {

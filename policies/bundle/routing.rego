@@ -21,7 +21,32 @@ category(label) := c if {
 	c := cfg.categories[label]
 } else := input.request.categories[label]
 
-categories := {c | some label, n in input.request.entities; n > 0; c := category(label)}
+# Detection: "standard" (the default) acts on the classifier's strong
+# detections only; "strict" also counts its weak signals (a 9-digit number
+# with no context, a card-like number failing its checksum) as if they were
+# strong. A value the bundle does not know is treated as strict: a typo
+# must not let data out.
+strict if object.get(tenant, "detection", "standard") != "standard"
+
+# A count map of the request (entities, weak_entities); absent or null is
+# none.
+request_counts(field) := c if {
+	c := input.request[field]
+	is_object(c)
+} else := {}
+
+# The entity counts every rule acts on, by label: the strong detections,
+# plus the weak signals for strict tenants, summed label by label.
+entities := request_counts("entities") if not strict
+
+else := {label: n |
+	strong := request_counts("entities")
+	weak := request_counts("weak_entities")
+	some label in object.keys(strong) | object.keys(weak)
+	n := object.get(strong, label, 0) + object.get(weak, label, 0)
+}
+
+categories := {c | some label, n in entities; n > 0; c := category(label)}
 
 # A request is sensitive when it carries secrets, or personal data in a
 # tenant that keeps personal data local, or is declared confidential.
@@ -148,7 +173,7 @@ routes := [x[count(x) - 1] |
 # backend, for tenants that send personal data out redacted.
 redact contains label if {
 	object.get(tenant, "pii_mode", "local_only") == "redact"
-	some label, n in input.request.entities
+	some label, n in entities
 	n > 0
 	category(label) == "pii"
 }

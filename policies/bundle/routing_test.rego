@@ -16,7 +16,7 @@ azure := {"id": "azure/gpt-4o-mini", "kind": "proprietary", "jurisdiction": "EU"
 
 all_candidates := [local, vllm, openai, azure]
 
-req(overrides) := object.union({"model": "default", "entities": {}, "categories": {}, "data_class": "", "latency_slo_ms": 0}, overrides)
+req(overrides) := object.union({"model": "default", "entities": {}, "weak_entities": {}, "categories": {}, "data_class": "", "latency_slo_ms": 0}, overrides)
 
 inp(r, subject) := {"request": req(r), "subject": subject, "budget": {}, "candidates": all_candidates}
 
@@ -204,4 +204,62 @@ test_tenant_default_latency_slo if {
 test_request_slo_overrides_the_tenant_default if {
 	d := switchyard.decision with input as inp({"latency_slo_ms": 1000}, {"tenant": "realtime", "team": "t"})
 	not d.excluded["local/llama"]
+}
+
+# --- detection: weak signals count for strict tenants -------------------
+
+clinic := {"tenant": "clinic", "team": "t"}
+
+test_strict_tenant_keeps_a_weak_pii_signal_local if {
+	d := switchyard.decision with input as inp({"weak_entities": {"US_SSN": 1}, "categories": {"US_SSN": "pii"}}, clinic)
+	d.allow
+	d.routes == ["local/llama", "vllm/qwen"]
+	d.excluded["openai/gpt-4o-mini"] == [{"code": "LOCAL_ONLY", "message": "pii data may not leave local or self-hosted backends"}]
+	d.obligations.audit_level == "full"
+}
+
+test_standard_tenant_ignores_weak_signals if {
+	d := switchyard.decision with input as inp({"weak_entities": {"US_SSN": 1, "CREDIT_CARD": 2}, "categories": {"US_SSN": "pii", "CREDIT_CARD": "pii"}}, plain)
+	d.routes == ["local/llama", "vllm/qwen", "openai/gpt-4o-mini", "azure/gpt-4o-mini"]
+	d.excluded == {}
+	d.obligations.audit_level == "standard"
+}
+
+test_strict_redacting_tenant_redacts_weak_labels if {
+	r := {"entities": {"EMAIL": 1}, "weak_entities": {"CREDIT_CARD": 1, "EMAIL": 1}, "categories": {"EMAIL": "pii", "CREDIT_CARD": "pii"}}
+	d := switchyard.decision with input as inp(r, {"tenant": "acme", "team": "t"})
+		with data.switchyard.config.tenants.acme as {"pii_mode": "redact", "detection": "strict"}
+	count(d.routes) == 4
+	d.redact.proprietary == ["CREDIT_CARD", "EMAIL"]
+}
+
+test_standard_redacting_tenant_does_not_redact_weak_labels if {
+	r := {"entities": {"EMAIL": 1}, "weak_entities": {"CREDIT_CARD": 1}, "categories": {"EMAIL": "pii", "CREDIT_CARD": "pii"}}
+	d := switchyard.decision with input as inp(r, {"tenant": "acme", "team": "t"})
+	d.redact.proprietary == ["EMAIL"]
+}
+
+test_strict_counts_add_label_by_label if {
+	e := switchyard.entities with input as inp({"entities": {"EMAIL": 1, "IBAN": 0}, "weak_entities": {"EMAIL": 2, "US_SSN": 1}}, clinic)
+	e == {"EMAIL": 3, "IBAN": 0, "US_SSN": 1}
+}
+
+test_zero_weak_counts_are_not_entities if {
+	d := switchyard.decision with input as inp({"weak_entities": {"US_SSN": 0}}, clinic)
+	count(d.routes) == 4
+}
+
+test_unknown_detection_is_treated_as_strict if {
+	d := switchyard.decision with input as inp({"weak_entities": {"CREDIT_CARD": 1}}, clinic)
+		with data.switchyard.config.tenants.clinic as {"detection": "Strict"}
+	d.routes == ["local/llama", "vllm/qwen"]
+}
+
+test_absent_or_null_weak_entities_are_none if {
+	absent := json.remove(inp({"entities": {"EMAIL": 1}}, clinic), ["request/weak_entities"])
+	switchyard.entities == {"EMAIL": 1} with input as absent
+	nulled := inp({"entities": {"EMAIL": 1}, "weak_entities": null}, clinic)
+	switchyard.entities == {"EMAIL": 1} with input as nulled
+	d := switchyard.decision with input as nulled
+	d.routes == ["local/llama", "vllm/qwen"]
 }

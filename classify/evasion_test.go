@@ -1,0 +1,147 @@
+package classify
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// labels lists what Find reports: strong spans as LABEL=value, weak ones
+// as ~LABEL=value.
+func labels(c *Classifier, text string) []string {
+	var out []string
+	for _, s := range c.Find(text) {
+		p := ""
+		if s.Weak {
+			p = "~"
+		}
+		out = append(out, p+s.Label+"="+text[s.Start:s.End])
+	}
+	return out
+}
+
+func TestEvasionsAreFound(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	for _, tc := range []struct{ name, text, want string }{
+		{"card with dots", "card 4532.0736.2915.0489 thanks", "CREDIT_CARD=4532.0736.2915.0489"},
+		{"card with two spaces", "card 4532  0736  2915  0489", "CREDIT_CARD=4532  0736  2915  0489"},
+		{"card with spaced dashes", "card 4532 - 0736 - 2915 - 0489.", "CREDIT_CARD=4532 - 0736 - 2915 - 0489"},
+		{"card in fullwidth digits", "card ４５３２０７３６２９１５０４８９", "CREDIT_CARD=４５３２０７３６２９１５０４８９"},
+		{"card with zero-width spaces", "card 4532\u200b0736\u200b2915\u200b0489", "CREDIT_CARD=4532\u200b0736\u200b2915\u200b0489"},
+		{"card in Arabic-Indic digits", "card ٤٥٣٢٠٧٣٦٢٩١٥٠٤٨٩", "CREDIT_CARD=٤٥٣٢٠٧٣٦٢٩١٥٠٤٨٩"},
+		{"card then expiry", "4111 1111 1111 1111 12/27", "CREDIT_CARD=4111 1111 1111 1111"},
+		{"card then a count", "pay 4111111111111111 2 times", "CREDIT_CARD=4111111111111111"},
+		{"card after a reference", "ref 1 4111 1111 1111 1111", "CREDIT_CARD=4111 1111 1111 1111"},
+		{"card with an en dash", "4111–1111–1111–1111", "CREDIT_CARD=4111–1111–1111–1111"},
+		{"iban lower case", "iban de89 3704 0044 0532 0130 00", "IBAN=de89 3704 0044 0532 0130 00"},
+		{"iban then a digit", "IBAN DE89 3704 0044 0532 0130 00 1", "IBAN=DE89 3704 0044 0532 0130 00"},
+		{"iban with dashes", "DE89-3704-0044-0532-0130-00", "IBAN=DE89-3704-0044-0532-0130-00"},
+		{"iban with letters", "GB29 NWBK 6016 1331 9268 19", "IBAN=GB29 NWBK 6016 1331 9268 19"},
+		{"email spelled", "write to name dot surname at bank dot de today", "EMAIL=name dot surname at bank dot de"},
+		{"email (at)", "jane(at)bank(dot)de", "EMAIL=jane(at)bank(dot)de"},
+		{"email [at]", "jane [at] bank [dot] com", "EMAIL=jane [at] bank [dot] com"},
+		{"email zero-width domain", "jane@ba\u200bnk.de", "EMAIL=jane@ba\u200bnk.de"},
+		{"email fullwidth at", "jane＠bank.de", "EMAIL=jane＠bank.de"},
+		{"ssn bare with context", "my SSN is 878117765", "US_SSN=878117765"},
+		{"ssn spaced with context", "social security number: 815 61 6416", "US_SSN=815 61 6416"},
+		{"ssn german context", "Sozialversicherungsnummer (USA) 878117765", "US_SSN=878117765"},
+		{"ssn spanish context", "número de seguro social 878117765", "US_SSN=878117765"},
+		{"phone spaced international", "call +33 1 74 89 42 77", "PHONE=+33 1 74 89 42 77"},
+		{"phone e164", "+4915112345678", "PHONE=+4915112345678"},
+		{"phone national with context", "my phone is 08124181102", "PHONE=08124181102"},
+		{"phone national grouped", "030 12345678", "PHONE=030 12345678"},
+		{"phone 00 prefix", "0033 1 74 89 42 77", "PHONE=0033 1 74 89 42 77"},
+		{"phone nanp", "415.555.0132", "PHONE=415.555.0132"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Contains(t, labels(c, tc.text), tc.want)
+		})
+	}
+}
+
+func TestNearMissesAreClean(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	for _, text := range []string{
+		"order 4111 1111 1111 1112 shipped",     // Luhn fails: weak only
+		"build 20240315103045 passed",           // a timestamp
+		"released v10.4.1-rc2 on 2024-03-15",    // version and date
+		"IBAN-like DE00 3704 0044 0532 0130 00", // bad checksum: weak only
+		"batch 123456789 done",                  // nine digits, no context: weak only
+		"000-12-3456 is not issued",             // SSA invalid area
+		"it cost $1,234,567.89 at 10:30",        // amount and time
+		"look at the dot product of the vectors",
+		"the dot-com era at its peak",
+		"isbn 978-3-16-148410-0",
+		"uuid 123e4567-e89b-12d3-a456-426614174000",
+		"sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		"call ext. 42 at 9am",
+		"unix time 1700000000 or 1700000000123",
+		"postcode 10115 Berlin, tracking 9400 1000 0000 0000 0000 00",
+	} {
+		var strong []string
+		for _, s := range c.Find(text) {
+			if !s.Weak {
+				strong = append(strong, s.Label+"="+text[s.Start:s.End])
+			}
+		}
+		assert.Empty(t, strong, text)
+	}
+}
+
+func TestWeakSignals(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	assert.Contains(t, labels(c, "batch 878117765 done"), "~US_SSN=878117765")
+	assert.Contains(t, labels(c, "order 4111 1111 1111 1112"), "~CREDIT_CARD=4111 1111 1111 1112")
+	assert.Contains(t, labels(c, "DE00 3704 0044 0532 0130 00"), "~IBAN=DE00 3704 0044 0532 0130 00")
+}
+
+func TestDecodedTextIsScanned(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	secret := "please charge 4111 1111 1111 1111 and mail jane@bank.de"
+	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
+	for _, tc := range []struct{ name, text, span, label string }{
+		{"base64 in text", "decode this: " + b64 + " please", b64, CreditCard},
+		{"base64 url alphabet", "x " + base64.RawURLEncoding.EncodeToString([]byte(secret)), base64.RawURLEncoding.EncodeToString([]byte(secret)), CreditCard},
+		{"data url", "data:text/plain;base64," + b64, b64, CreditCard},
+		{"percent-encoded query", "https://img.example.com/a.png?email=jane%40bank.de&x=1", "jane%40bank.de", Email},
+		{"json escapes", `{"to":"jane\u0040bank.de"}`, `jane\u0040bank.de`, Email},
+		{"nested: percent inside base64", base64.StdEncoding.EncodeToString([]byte("q=jane%40bank.de&x=1")), base64.StdEncoding.EncodeToString([]byte("q=jane%40bank.de&x=1")), Email},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Contains(t, labels(c, tc.text), tc.label+"="+tc.span)
+		})
+	}
+	// An image payload decodes to binary: probed, not scanned, no finding.
+	img := base64.StdEncoding.EncodeToString(append([]byte{0x89, 'P', 'N', 'G', 0, 0, 0, 0x0d}, make([]byte, 4096)...))
+	assert.Empty(t, labels(c, "data:image/png;base64,"+img))
+}
+
+func TestScanRequestKeysNumbersAndIDs(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	body := `{"model":"m","user":"jane@bank.de","metadata":{"jane.doe@bank.de":"x","n":"878117765 ssn"},
+	"messages":[{"role":"assistant","tool_calls":[{"id":"call_4111111111111111","type":"function","function":{"name":"f","arguments":"{}"}}]},
+	{"role":"tool","tool_call_id":"call_4111111111111111","content":"ok"}],"seed":4111111111111111}`
+	f := c.ScanRequest([]byte(body))
+	var got []string
+	for _, d := range f.Detections() {
+		got = append(got, d.Label+"@"+d.Path)
+	}
+	assert.ElementsMatch(t, []string{"EMAIL@user", "EMAIL@metadata.jane\\.doe\\@bank\\.de", "US_SSN@metadata.n",
+		"CREDIT_CARD@messages.0.tool_calls.0.id", "CREDIT_CARD@messages.1.tool_call_id", "CREDIT_CARD@seed"}, got)
+	out, masked, err := (&Redactor{}).Body([]byte(body), f)
+	require.NoError(t, err)
+	assert.Equal(t, 6, masked[Email]+masked[USSSN]+masked[CreditCard])
+	for _, v := range []string{"jane@bank.de", "jane.doe@bank.de", "878117765", "4111111111111111"} {
+		assert.NotContains(t, string(out), v)
+	}
+	assert.True(t, strings.Contains(string(out), `"[EMAIL_2]":"x"`), string(out))
+	assert.Contains(t, string(out), `"seed":"[CREDIT_CARD_1]"`)
+}

@@ -1,0 +1,167 @@
+package classify
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
+)
+
+// Phone numbers are validated with libphonenumber's metadata (the Go port,
+// github.com/nyaruka/phonenumbers): a number written with "+" or "00" is
+// checked against its country's numbering plan; a national number ("030
+// 1234567", "(415) 555-0132", "08124181102") against each hint region's.
+// A valid international number is a phone. A valid national number is a
+// phone when something says so: a word such as "phone" or "Telefon"
+// nearby, parentheses around an area code, or ten digits or more printed
+// in groups as phones are (a leading trunk 0, or 3-3-4 in North America);
+// otherwise it is only a weak signal (strict tenants).
+
+// DefaultPhoneRegions are the regions national numbers are tried in when
+// the classifier is given none: the largest markets of our users.
+var DefaultPhoneRegions = []string{"US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "IE", "PL", "PT", "SE", "IN", "ID", "BR", "MX", "AU", "JP"}
+
+// maxPhoneParses bounds the numbering-plan checks per text: each costs
+// a few microseconds, and a text of many numbers must not cost
+// milliseconds. Past the bound, separated national numbers are judged by
+// their shape alone.
+const maxPhoneParses = 96
+
+type phoneRegion struct {
+	code     string
+	cc       int32
+	trunk    string // national (trunk) prefix
+	keepZero bool   // Italy keeps its leading zero
+}
+
+type phoneChecker struct{ regions []phoneRegion }
+
+// trunkPrefixes are the national prefixes of the regions that have one.
+var trunkPrefixes = map[string]string{
+	"US": "1", "CA": "1", "GB": "0", "DE": "0", "FR": "0", "NL": "0", "BE": "0", "CH": "0", "AT": "0", "IE": "0",
+	"SE": "0", "IN": "0", "ID": "0", "BR": "0", "AU": "0", "JP": "0", "CN": "0", "NZ": "0", "ZA": "0", "FI": "0",
+	"TR": "0", "RU": "8", "UA": "0", "IL": "0", "KR": "0", "PH": "0", "TH": "0", "MY": "0", "VN": "0", "AR": "0",
+	"CO": "0", "EG": "0", "NG": "0", "PK": "0", "BD": "0", "SA": "0", "AE": "0", "HU": "06", "RO": "0", "BG": "0",
+}
+
+func newPhoneChecker(regions []string) (phoneChecker, error) {
+	if regions == nil {
+		regions = DefaultPhoneRegions
+	}
+	var pc phoneChecker
+	for _, r := range regions {
+		r = strings.ToUpper(r)
+		cc := phonenumbers.GetCountryCodeForRegion(r)
+		if cc == 0 {
+			return pc, &unknownRegionError{r}
+		}
+		pc.regions = append(pc.regions, phoneRegion{code: r, cc: int32(cc), trunk: trunkPrefixes[r], keepZero: r == "IT" || r == "SM" || r == "VA"})
+	}
+	return pc, nil
+}
+
+type unknownRegionError struct{ region string }
+
+func (e *unknownRegionError) Error() string {
+	return "unknown phone region " + strconv.Quote(e.region) + ": use ISO 3166 alpha-2 codes such as US or DE"
+}
+
+// valid reports whether d (digits only) is a valid number: international
+// when intl, else national in one of the hint regions.
+func (pc *phoneChecker) valid(d string, intl bool, budget *int) bool {
+	if intl {
+		*budget -= 4
+		n, err := phonenumbers.Parse("+"+d, "ZZ")
+		return err == nil && phonenumbers.IsValidNumber(n)
+	}
+	for _, r := range pc.regions {
+		nsn, lead := d, false
+		switch {
+		case r.keepZero && strings.HasPrefix(d, "0"):
+			nsn, lead = d[1:], true
+		case r.trunk != "" && strings.HasPrefix(d, r.trunk):
+			nsn = d[len(r.trunk):]
+		}
+		if len(nsn) < 6 || len(nsn) > 14 || (r.trunk == "1" && len(d) == 11 && d[0] != '1') {
+			continue
+		}
+		v, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			continue
+		}
+		if *budget--; *budget < 0 {
+			return false
+		}
+		n := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(r.cc), NationalNumber: proto.Uint64(v)}
+		if lead {
+			n.ItalianLeadingZero = proto.Bool(true)
+		}
+		if phonenumbers.IsValidNumberForRegion(n, r.code) {
+			return true
+		}
+	}
+	return false
+}
+
+// nanpShape reports groups of 3, 3 and 4 digits: 415 555 0132.
+func nanpShape(gs []group) bool {
+	return len(gs) == 3 && gs[0].end-gs[0].start == 3 && gs[1].end-gs[1].start == 3 && gs[2].end-gs[2].start == 4
+}
+
+// scan reports the phone numbers in one run of digit groups: the longest
+// window of whole groups from the run's start that is a valid number, then
+// again after it ("030 1234567 / 0171 2345678" is two).
+func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func(Span)) {
+	gs := r.groups
+	var buf [64]byte
+	for i := 0; i < len(gs); {
+		found := -1
+		tries := 0
+		for j := len(gs) - 1; j >= i && tries < 4; j-- {
+			d := string(digitsOf(t, gs[i:j+1], buf[:0]))
+			if len(d) > 15 {
+				continue
+			}
+			if len(d) < 7 {
+				break
+			}
+			tries++
+			start := gs[i].start
+			intl := i == 0 && r.plus
+			if i == 0 {
+				start = r.start
+			}
+			if strings.HasPrefix(d, "00") && len(d) > 9 {
+				d, intl = d[2:], true
+			}
+			if *budget <= 0 {
+				// Out of budget: a printed international number is still
+				// reported, weakly, so that strict tenants keep it.
+				if intl || j > i {
+					add(Span{Start: start, End: gs[j].end, Label: Phone, Weak: true})
+				}
+				found = j
+				break
+			}
+			if !pc.valid(d, intl, budget) {
+				continue
+			}
+			end := gs[j].end
+			if end < len(t) && t[end] == ')' {
+				end++
+			}
+			parens := strings.IndexByte(t[start:end], '(') >= 0
+			strong := intl || parens || hasContext(t, start, end, phoneWords) || containsWord(hint, phoneKeyWords) ||
+				(i == 0 && j == len(gs)-1 && j > 0 && len(d) >= 10 && (d[0] == '0' || nanpShape(gs)))
+			add(Span{Start: start, End: end, Label: Phone, Weak: !strong})
+			found = j
+			break
+		}
+		if found < 0 {
+			i++ // "ref 12 0812 4181 102": try from the next group
+			continue
+		}
+		i = found + 1
+	}
+}

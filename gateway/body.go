@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// requestBody is the request's body, decompressed when the client sent
+// it with Content-Encoding gzip or deflate. Decompression stops at the
+// body limit, so a small compressed body cannot expand without bound; the
+// upstream receives the decompressed JSON, which is what was scanned.
+func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
+	raw := c.Request().Body()
+	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
+	var r io.Reader
+	switch enc {
+	case "", "identity":
+		return raw, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, invalidRequest("invalid_body_encoding", "", "The request body is not valid gzip data: %v.", err)
+		}
+		r = zr
+	case "deflate":
+		r = flate.NewReader(bytes.NewReader(raw))
+	default:
+		return nil, &APIError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
+			Message: "Content-Encoding " + enc + " is not supported; send the body uncompressed, gzip or deflate."}
+	}
+	limit := int64(s.cfg.Server.BodyLimit)
+	if limit <= 0 {
+		limit = 8 << 20
+	}
+	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, invalidRequest("invalid_body_encoding", "", "The request body could not be decompressed (%s): %v.", enc, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, &APIError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+			Message: "The decompressed request body is larger than the gateway's body limit."}
+	}
+	return out, nil
+}
