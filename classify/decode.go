@@ -103,8 +103,6 @@ func (c *Classifier) scanBase64(text, hint string, b *budget, depth int, spans [
 	return spans
 }
 
-func isBase64(c byte) bool { return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_' }
-
 // decodeBase64 decodes a run when it is text, or compressed text, and the
 // budget allows.
 func decodeBase64(run string, b *budget) (string, bool) {

@@ -27,8 +27,6 @@ func upper(c byte) byte {
 	return c
 }
 
-func isAlnum(c byte) bool { return isDigit(c) || isLetter(c) }
-
 // scanIBANs reports the IBANs in t.
 func scanIBANs(t string, add func(Span)) {
 	var buf [40]byte

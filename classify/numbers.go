@@ -30,8 +30,6 @@ func isSep(c byte) bool {
 	return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '/' || c == '(' || c == ')'
 }
 
-func isLetter(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
-
 // numberRuns finds the runs of digit groups with at least minDigits digits.
 func numberRuns(t string, minDigits int, yield func(*numberRun)) {
 	var r numberRun

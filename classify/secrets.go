@@ -14,10 +14,6 @@ var secretWords = []string{
 	"chiave", "chave", "senha", "sleutel", "wachtwoord",
 }
 
-func isTokenByte(c byte) bool {
-	return isAlnum(c) || c == '_' || c == '-' || c == '.' || c == '/' || c == '+' || c == '='
-}
-
 // scanContextSecrets reports tokens a nearby word calls secret.
 func scanContextSecrets(t string, add func(Span)) {
 	for i := 0; i < len(t); {

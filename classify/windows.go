@@ -24,15 +24,6 @@ const (
 // window is a half-open byte range of the text.
 type window struct{ start, end int }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
-func isHex(c byte) bool {
-	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-func isWordish(c byte) bool {
-	return isDigit(c) || isUpper(c) || (c >= 'a' && c <= 'z') || c == '_' || c == '-'
-}
-
 // byteClass is a set of bytes.
 type byteClass [256]bool
 
@@ -87,6 +78,14 @@ func countIf(s string, f func(byte) bool) int {
 
 var apiKeyPrefixes = []string{"sk-", "sk_", "rk_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-", "hf_", "SG.", "npm_", "pypi-", "shp", "dop_v1_", "ya29."}
 
+// keyPrefixByFirst indexes apiKeyPrefixes by their first byte.
+var keyPrefixByFirst = func() (t [256][]string) {
+	for _, p := range apiKeyPrefixes {
+		t[p[0]] = append(t[p[0]], p)
+	}
+	return t
+}()
+
 // windows finds where a trigger's entities may be.
 func (t trigger) windows(text string) []window {
 	switch t {
@@ -119,20 +118,23 @@ func (t trigger) windows(text string) []window {
 		}
 		return out
 	case keyPrefixes:
+		// One pass over word starts: a key starts after a byte that is not
+		// a letter or digit, so most bytes are skipped at once.
 		var out []window
-		for _, p := range apiKeyPrefixes {
-			for off := 0; ; {
-				i := strings.Index(text[off:], p)
-				if i < 0 {
+		for i := 0; i < len(text); i++ {
+			if (i > 0 && isAlnum(text[i-1])) || len(keyPrefixByFirst[text[i]]) == 0 {
+				continue
+			}
+			for _, p := range keyPrefixByFirst[text[i]] {
+				if strings.HasPrefix(text[i:], p) {
+					e := i + len(p)
+					for e < len(text) && (isWordish(text[e]) || text[e] == '.') {
+						e++
+					}
+					out = append(out, window{i, e})
+					i = e - 1
 					break
 				}
-				s := off + i
-				e := s + len(p)
-				for e < len(text) && isWordish(text[e]) {
-					e++
-				}
-				out = append(out, window{s, e})
-				off = e
 			}
 		}
 		return out

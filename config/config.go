@@ -244,6 +244,10 @@ type Policy struct {
 type Classification struct {
 	// Custom adds detectors: every match of Pattern is an entity Label.
 	Custom []CustomDetector `yaml:"custom"`
+	// PhoneRegions are the ISO 3166 regions whose numbering plans national
+	// phone numbers (written without +) are checked against. Empty means
+	// the classifier's defaults (classify.DefaultPhoneRegions).
+	PhoneRegions []string `yaml:"phone_regions"`
 }
 
 // CustomDetector is a regular expression (RE2 syntax) that finds one kind

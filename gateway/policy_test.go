@@ -242,7 +242,7 @@ func TestAdminExplain(t *testing.T) {
 	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
 	admin := "sk-admin-secret"
 	base, _ := policyGateway(t, "policy: {audit: none}\nadmin:\n  keys:\n    - {id: ops, sha256: "+gateway.HashKey(admin)+"}\n", openaiUS, vllm)
-	body := `{"key_id":"eu","headers":{"x-switchyard-data-class":"internal"},"request":{"model":"chat","messages":[{"role":"user","content":"IBAN DE89 3704 0044 0532 0130 00"}]}}`
+	body := `{"key_id":"eu","headers":{"x-switchyard-data-class":"internal"},"request":{"model":"chat","user":"jane@bank.de","messages":[{"role":"user","content":"IBAN DE89 3704 0044 0532 0130 00, batch 878117765"}]}}`
 	post := func(key string) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/switchyard/explain", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -266,7 +266,17 @@ func TestAdminExplain(t *testing.T) {
 	assert.ElementsMatch(t, []string{"LOCAL_ONLY", "DATA_RESIDENCY", "DATA_RETENTION"}, codes)
 	assert.NotEmpty(t, out["fired"])
 	input := out["input"].(map[string]any)["request"].(map[string]any)
-	assert.Equal(t, map[string]any{"IBAN": 1.0}, input["entities"])
+	assert.Equal(t, map[string]any{"IBAN": 1.0, "EMAIL": 1.0}, input["entities"])
+	assert.Equal(t, map[string]any{"US_SSN": 1.0}, input["weak_entities"])
+	// Which detector fired on which field: labels and paths, never values.
+	assert.Equal(t, []any{
+		map[string]any{"label": "EMAIL", "path": "user"},
+		map[string]any{"label": "IBAN", "path": "messages.0.content"},
+		map[string]any{"label": "US_SSN", "path": "messages.0.content", "weak": true},
+	}, out["detections"])
+	raw, _ := json.Marshal(out)
+	assert.NotContains(t, string(raw), "jane@bank.de")
+	assert.NotContains(t, string(raw), "3704")
 	assert.Equal(t, "internal", input["data_class"])
 	assert.Zero(t, openaiUS.calls.Load()+vllm.calls.Load(), "explaining sends nothing upstream")
 

@@ -137,7 +137,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, d := range cfg.Classification.Custom {
 		custom = append(custom, classify.Custom{Label: d.Label, Pattern: d.Pattern, Category: d.Category})
 	}
-	classifier, err := classify.New(custom...)
+	classifier, err := classify.NewWith(classify.Options{Custom: custom, PhoneRegions: cfg.Classification.PhoneRegions})
 	if err != nil {
 		return nil, err
 	}
