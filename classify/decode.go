@@ -211,7 +211,7 @@ func percentDecode(s string) (view, bool) {
 		from, to = append(from, int32(i)), append(to, int32(i+1))
 		i++
 	}
-	return view{text: string(out), from: from, to: to}, true
+	return view{text: string(out), from: from, to: to, n: len(s)}, true
 }
 
 func unhex(c byte) byte {
@@ -288,7 +288,7 @@ func unescape(s string) (view, bool) {
 	if !changed {
 		return view{}, false
 	}
-	return view{text: string(out), from: from, to: to}, true
+	return view{text: string(out), from: from, to: to, n: len(s)}, true
 }
 
 func utf16Surrogate(r rune) bool { return r >= 0xD800 && r < 0xDC00 }

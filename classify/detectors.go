@@ -38,5 +38,5 @@ func ipValid(s string) bool {
 		// not the unspecified address.
 		return !a.IsUnspecified()
 	}
-	return strings.Count(s, ":") >= 2 && !a.IsUnspecified()
+	return strings.Count(s, ":") >= 2 && !a.WithZone("").IsUnspecified()
 }

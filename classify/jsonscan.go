@@ -68,7 +68,10 @@ func (w *jsonWalker) walk(yield func(jsonToken)) {
 			}
 			i++
 		case c == '"':
-			e := stringEnd(b, i)
+			e := jsonStringEnd(b, i)
+			if e < 0 {
+				e = len(b)
+			}
 			t := jsonToken{start: i, end: e, str: true}
 			if top != nil && top.object && top.wantKey {
 				t.key = true
@@ -87,19 +90,6 @@ func (w *jsonWalker) walk(yield func(jsonToken)) {
 			i++
 		}
 	}
-}
-
-// stringEnd returns the index just past the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
 }
 
 // path is the current token's path in gjson/sjson syntax

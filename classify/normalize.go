@@ -38,6 +38,7 @@ type view struct {
 	// both nil when text is the original itself (pure ASCII without
 	// format characters: the common case, which costs no allocation).
 	from, to []int32
+	n        int // the original's length
 }
 
 // original maps a span of the view to the original text's byte range.
@@ -49,7 +50,7 @@ func (v *view) original(s, e int) (int, int) {
 		if s < len(v.from) {
 			return int(v.from[s]), int(v.from[s])
 		}
-		return int(v.to[len(v.to)-1]), int(v.to[len(v.to)-1])
+		return v.n, v.n
 	}
 	return int(v.from[s]), int(v.to[e-1])
 }
@@ -120,7 +121,7 @@ func normalize(s string) view {
 			}
 		}
 	}
-	return view{text: string(out), from: from, to: to}
+	return view{text: string(out), from: from, to: to, n: len(s)}
 }
 
 // removed reports the runes normalisation drops: format characters

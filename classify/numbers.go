@@ -238,7 +238,7 @@ func ssnValid(d []byte) bool {
 // Words that say a nine-digit number is a US social security number, in
 // the languages of the corpus. Matched at word starts, case-insensitively.
 var ssnWords = []string{
-	"ssn", "ss#", "social security", "social-security", "soc sec", "soc. sec", "taxpayer", "tax id", "tin", "itin",
+	"ssn", "ss#", "ss no", "ss number", "social", "social security", "social-security", "soc sec", "soc. sec", "taxpayer", "tax id", "tin", "itin",
 	"sozialversicherung", "sécurité sociale", "securite sociale", "seguro social", "seguridad social",
 	"previdenza sociale", "sicurezza sociale", "segurança social", "seguranca social", "seguridade social",
 	"sociale zekerheid", "burgerservicenummer", "numéro de sécu",
@@ -249,7 +249,8 @@ var phoneWords = []string{
 	"phone", "tel", "tél", "call", "mobile", "cell", "whatsapp", "sms", "fax", "ring", "dial", "reach me", "text me",
 	"contact", "telefon", "handy", "rufnummer", "anruf", "ruf ", "téléphone", "telephone", "portable", "appel", "joindre",
 	"teléfono", "telefono", "móvil", "movil", "celular", "llam", "cellulare", "chiam", "telemóvel", "telemovel", "ligue",
-	"ligar", "telefoon", "mobiel", "bel ", "bellen", "gsm",
+	"ligar", "telefoon", "mobiel", "bel ", "bellen", "gsm", "my number", "our number", "his number", "her number",
+	"number to reach", "meine nummer", "mon numéro", "mi número", "il mio numero", "o meu número", "mijn nummer",
 }
 
 // phoneKeyWords say, in a JSON key, that its value is a phone number. A
@@ -273,30 +274,18 @@ func hasContext(t string, s, e int, words []string) bool {
 
 // proseWord is containsWord for prose: a word glued to an identifier by
 // "_" ("call_1720474574") is part of the identifier, not a context word.
-func proseWord(w string, words []string) bool {
-	for _, k := range words {
-		for off := 0; ; {
-			i := strings.Index(w[off:], k)
-			if i < 0 {
-				break
-			}
-			i += off
-			end := i + len(k)
-			if (i == 0 || !isIdent(w[i-1])) && (len(k) > 4 || end == len(w) || !isIdent(w[end])) {
-				return true
-			}
-			off = i + 1
-		}
-	}
-	return false
-}
+func proseWord(w string, words []string) bool { return findWord(w, words, isIdent) }
 
 func isIdent(c byte) bool { return isAlnum(c) || c == '_' }
 
 // containsWord reports whether one of words starts a word of w (after a
 // non-letter: "customer_ssn" holds "ssn"); a word of four letters or fewer
 // must end there too.
-func containsWord(w string, words []string) bool {
+func containsWord(w string, words []string) bool { return findWord(w, words, isLetter) }
+
+// findWord reports whether one of words occurs in w with no inWord byte
+// before it (and, for words of four letters or fewer, none after it).
+func findWord(w string, words []string, inWord func(byte) bool) bool {
 	for _, k := range words {
 		for off := 0; ; {
 			i := strings.Index(w[off:], k)
@@ -305,7 +294,7 @@ func containsWord(w string, words []string) bool {
 			}
 			i += off
 			end := i + len(k)
-			if (i == 0 || !isLetter(w[i-1])) && (len(k) > 4 || end == len(w) || !isLetter(w[end])) {
+			if (i == 0 || !inWord(w[i-1])) && (len(k) > 4 || end == len(w) || !inWord(w[end])) {
 				return true
 			}
 			off = i + 1

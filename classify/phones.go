@@ -16,7 +16,8 @@ import (
 // phone when something says so: a word such as "phone" or "Telefon"
 // nearby, parentheses around an area code, or ten digits or more printed
 // in groups as phones are (a leading trunk 0, or 3-3-4 in North America);
-// otherwise it is only a weak signal (strict tenants).
+// or a mobile number with its trunk prefix, 08124181102; otherwise it is
+// only a weak signal (strict tenants).
 
 // DefaultPhoneRegions are the regions national numbers are tried in when
 // the classifier is given none: the largest markets of our users.
@@ -68,12 +69,13 @@ func (e *unknownRegionError) Error() string {
 }
 
 // valid reports whether d (digits only) is a valid number: international
-// when intl, else national in one of the hint regions.
-func (pc *phoneChecker) valid(d string, intl bool, budget *int) bool {
+// when intl, else national in one of the hint regions; mobile says it is a
+// mobile number there.
+func (pc *phoneChecker) valid(d string, intl bool, budget *int) (ok, mobile bool) {
 	if intl {
 		*budget -= 4
 		n, err := phonenumbers.Parse("+"+d, "ZZ")
-		return err == nil && phonenumbers.IsValidNumber(n)
+		return err == nil && phonenumbers.IsValidNumber(n), false
 	}
 	for _, r := range pc.regions {
 		nsn, lead := d, false
@@ -91,21 +93,26 @@ func (pc *phoneChecker) valid(d string, intl bool, budget *int) bool {
 			continue
 		}
 		if *budget--; *budget < 0 {
-			return false
+			return false, false
 		}
 		n := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(r.cc), NationalNumber: proto.Uint64(v)}
 		if lead {
 			n.ItalianLeadingZero = proto.Bool(true)
 		}
 		if phonenumbers.IsValidNumberForRegion(n, r.code) {
-			return true
+			t := phonenumbers.GetNumberType(n)
+			return true, t == phonenumbers.MOBILE || t == phonenumbers.FIXED_LINE_OR_MOBILE
 		}
 	}
-	return false
+	return false, false
 }
 
-// nanpShape reports groups of 3, 3 and 4 digits: 415 555 0132.
+// nanpShape reports groups of 3, 3 and 4 digits, 415 555 0132, or with
+// the trunk 1 before them, 1-800-555-0199.
 func nanpShape(gs []group) bool {
+	if len(gs) == 4 && gs[0].end-gs[0].start == 1 {
+		gs = gs[1:]
+	}
 	return len(gs) == 3 && gs[0].end-gs[0].start == 3 && gs[1].end-gs[1].start == 3 && gs[2].end-gs[2].start == 4
 }
 
@@ -144,7 +151,8 @@ func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func
 				found = j
 				break
 			}
-			if !pc.valid(d, intl, budget) {
+			ok, mobile := pc.valid(d, intl, budget)
+			if !ok {
 				continue
 			}
 			end := gs[j].end
@@ -152,8 +160,11 @@ func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func
 				end++
 			}
 			parens := strings.IndexByte(t[start:end], '(') >= 0
+			whole := i == 0 && j == len(gs)-1
 			strong := intl || parens || hasContext(t, start, end, phoneWords) || containsWord(hint, phoneKeyWords) ||
-				(i == 0 && j == len(gs)-1 && j > 0 && len(d) >= 10 && (d[0] == '0' || nanpShape(gs)))
+				(whole && j > 0 && len(d) >= 10 && (d[0] == '0' || nanpShape(gs))) ||
+				// A mobile number with its trunk 0, written bare: 08124181102.
+				(whole && mobile && d[0] == '0' && len(d) >= 10)
 			add(Span{Start: start, End: end, Label: Phone, Weak: !strong})
 			found = j
 			break

@@ -37,7 +37,7 @@ func classOf(f func(byte) bool, extra string) *byteClass {
 
 var (
 	numberish = classOf(isDigit, " -.()+")
-	hexColon  = classOf(isHex, ":%.ghijklmnopqrstuvwxyz") // zone ids: fe80::1%eth0
+	hexColon  = classOf(isHex, ":%.ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ") // zone ids: fe80::1%eth0
 	digitSeed = classOf(isDigit, "")
 	colonSeed = classOf(func(byte) bool { return false }, ":")
 )
