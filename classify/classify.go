@@ -23,6 +23,7 @@ const (
 	USSSN      = "US_SSN"
 	IPAddress  = "IP_ADDRESS"
 	APIKey     = "API_KEY"
+	Password   = "PASSWORD"
 	PrivateKey = "PRIVATE_KEY"
 	JWT        = "JWT"
 )
@@ -112,6 +113,7 @@ func NewWith(o Options) (*Classifier, error) {
 	for _, l := range []string{CreditCard, IBAN, USSSN, Phone} {
 		c.category[l] = CategoryPII
 	}
+	c.category[Password] = CategorySecret
 	for _, d := range c.detectors {
 		c.category[d.label] = d.category
 	}
@@ -195,7 +197,7 @@ func (c *Classifier) patterns(text string, spans []Span, windowed bool) []Span {
 // labelRank orders the built-in labels for overlapping matches: secrets
 // first (a key may contain digit runs), then structured numbers with
 // checksums, then the looser patterns. Custom labels come after.
-var labelRank = map[string]int{PrivateKey: 0, JWT: 1, APIKey: 2, CreditCard: 3, IBAN: 4, USSSN: 5, Email: 6, IPAddress: 7, Phone: 8}
+var labelRank = map[string]int{PrivateKey: 0, JWT: 1, APIKey: 2, Password: 3, CreditCard: 4, IBAN: 5, USSSN: 6, Email: 7, IPAddress: 8, Phone: 9}
 
 func (c *Classifier) rank(label string) int {
 	if r, ok := labelRank[label]; ok {

@@ -56,6 +56,20 @@ func TestEvasionsAreFound(t *testing.T) {
 		{"phone national grouped", "030 12345678", "PHONE=030 12345678"},
 		{"phone 00 prefix", "0033 1 74 89 42 77", "PHONE=0033 1 74 89 42 77"},
 		{"phone nanp", "415.555.0132", "PHONE=415.555.0132"},
+		{"phone bare mobile with trunk 0", "nomor saya 08124181102", "PHONE=08124181102"},
+		{"phone french dots", "tel 06.12.34.56.78", "PHONE=06.12.34.56.78"},
+		{"email after 'me at'", "reach me at jane dot doe at gmail dot com", "EMAIL=jane dot doe at gmail dot com"},
+		{"email arroba", "escribe a juan punto perez arroba gmail punto com", "EMAIL=juan punto perez arroba gmail punto com"},
+		{"itin with context", "ITIN 912-78-1234", "US_SSN=912-78-1234"},
+		{"iban italian layout", "IBAN IT 60 X 05428 11101 000000123456", "IBAN=IT 60 X 05428 11101 000000123456"},
+		{"card with underscores", "card 4111_1111_1111_1111", "CREDIT_CARD=4111_1111_1111_1111"},
+		{"password", "password: Winter2024!", "PASSWORD=Winter2024!"},
+		{"password in env", "DB_PASSWORD=s3cr3tP@ssw0rd", "PASSWORD=s3cr3tP@ssw0rd"},
+		{"url credentials", "postgres://admin:Sup3rS3cret2024@db.internal:5432/prod", "PASSWORD=admin:Sup3rS3cret2024@db.internal:5432"},
+		{"token in a url", "https://ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R@github.com/acme/app.git", "API_KEY=ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R@github.com"},
+		{"aws secret after its name", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "API_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+		{"camelCase key name", "clientSecret: 'a8F3kL9mQ2xZ7vB4nC6d'", "API_KEY=a8F3kL9mQ2xZ7vB4nC6d"},
+		{"slack webhook", "https://hooks.slack.com/services/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", "API_KEY=hooks.slack.com/services/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"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Contains(t, labels(c, tc.text), tc.want)
@@ -82,6 +96,17 @@ func TestNearMissesAreClean(t *testing.T) {
 		"call ext. 42 at 9am",
 		"unix time 1700000000 or 1700000000123",
 		"postcode 10115 Berlin, tracking 9400 1000 0000 0000 0000 00",
+		"let s = String::from(\"x\"); use std::fs::File; Error::BadRequest",
+		"arn:aws:iam::123456789012:role/x",
+		"The EAN 5901234123457 is on the box",
+		"Meet me at Starbucks. It opens at 7.",
+		"He works at Microsoft dot NET team",
+		"Call scheduled 15/03/2024 14:00",
+		"Contact person since 01.01.2019",
+		"Call center handled 1 204 332 calls",
+		"Invoice 0612345678 for March",
+		"password = getpass.getpass()",
+		"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
 	} {
 		var strong []string
 		for _, s := range c.Find(text) {

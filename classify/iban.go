@@ -31,15 +31,23 @@ func upper(c byte) byte {
 func scanIBANs(t string, add func(Span)) {
 	var buf [40]byte
 	for i := 0; i+4 <= len(t); i++ {
-		if !isLetter(t[i]) || !isLetter(t[i+1]) || !isDigit(t[i+2]) || !isDigit(t[i+3]) || (i > 0 && isAlnum(t[i-1])) {
+		if !isLetter(t[i]) || !isLetter(t[i+1]) || (i > 0 && isAlnum(t[i-1])) {
+			continue
+		}
+		// The check digits, right after the country or one space on ("IT 60 X 05428…").
+		c := i + 2
+		if c < len(t) && t[c] == ' ' {
+			c++
+		}
+		if c+2 > len(t) || !isDigit(t[c]) || !isDigit(t[c+1]) {
 			continue
 		}
 		n, ok := ibanLength[string([]byte{upper(t[i]), upper(t[i+1])})]
 		if !ok {
 			continue
 		}
-		d := append(buf[:0], upper(t[i]), upper(t[i+1]), t[i+2], t[i+3])
-		j, letters := i+4, 0
+		d := append(buf[:0], upper(t[i]), upper(t[i+1]), t[c], t[c+1])
+		j, letters := c+2, 0
 		for len(d) < n && j < len(t) {
 			c := t[j]
 			if isAlnum(c) {

@@ -27,7 +27,7 @@ type numberRun struct {
 const maxGroupsPerRun = 64
 
 func isSep(c byte) bool {
-	return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '/' || c == '(' || c == ')'
+	return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '/' || c == '(' || c == ')' || c == '_'
 }
 
 // numberRuns finds the runs of digit groups with at least minDigits digits.
@@ -123,6 +123,11 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 					continue
 				}
 				shaped := i == j || cardGroups(gs[i:j+1])
+				// Thirteen digits are an EAN barcode more often than one
+				// of the few 13-digit Visa cards still out there.
+				if n == 13 && !hasContext(t, gs[i].start, gs[j].end, cardProse) {
+					shaped = false
+				}
 				// Glued to a word, or after a "+": a phone, an id.
 				edgeGlued := (r.glued && (i == 0 || j == len(gs)-1)) || (r.plus && i == 0)
 				switch {
@@ -161,14 +166,16 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 				case i+2 < len(gs) && gs[i].end-gs[i].start == 3 && gs[i+1].end-gs[i+1].start == 2 && gs[i+2].end-gs[i+2].start == 4:
 					end, n = i+2, 9
 					dashed = t[gs[i].end:gs[i+1].start] == "-" && t[gs[i+1].end:gs[i+2].start] == "-"
+				case i+2 < len(gs) && gs[i].end-gs[i].start == 3 && gs[i+1].end-gs[i+1].start == 3 && gs[i+2].end-gs[i+2].start == 3:
+					end, n = i+2, 9 // 372 194 410: an SSN only where the context says so
 				default:
 					continue
 				}
 				d := digitsOf(t, gs[i:end+1], buf[:0])
-				if n != 9 || !ssnValid(d) {
+				s, e := gs[i].start, gs[end].end
+				if n != 9 || !(ssnValid(d) || (itinValid(d) && hasContext(t, s, e, itinWords))) {
 					continue
 				}
-				s, e := gs[i].start, gs[end].end
 				switch {
 				case dashed || hasContext(t, s, e, ssnWords) || containsWord(hint, ssnWords):
 					add(Span{Start: s, End: e, Label: USSSN})
@@ -235,6 +242,18 @@ func ssnValid(d []byte) bool {
 	return area != "000" && area != "666" && area[0] != '9' && grp != "00" && serial != "0000"
 }
 
+// itinValid accepts an IRS individual taxpayer number: area 9xx and a
+// group of 50-65, 70-88, 90-92 or 94-99.
+func itinValid(d []byte) bool {
+	g := int(d[3]-'0')*10 + int(d[4]-'0')
+	return d[0] == '9' && ((g >= 50 && g <= 65) || (g >= 70 && g <= 88) || (g >= 90 && g <= 92) || g >= 94)
+}
+
+var itinWords = []string{"itin", "taxpayer", "tax id", "tin"}
+
+// cardProse are the words that make a 13-digit number a card.
+var cardProse = []string{"card", "visa", "credit", "debit", "karte", "carte", "tarjeta", "carta", "cartão", "cartao", "kaart", "pan"}
+
 // Words that say a nine-digit number is a US social security number, in
 // the languages of the corpus. Matched at word starts, case-insensitively.
 var ssnWords = []string{
@@ -246,9 +265,10 @@ var ssnWords = []string{
 
 // Words that say a number is a phone number.
 var phoneWords = []string{
-	"phone", "tel", "tél", "call", "mobile", "cell", "whatsapp", "sms", "fax", "ring", "dial", "reach me", "text me",
-	"contact", "telefon", "handy", "rufnummer", "anruf", "ruf ", "téléphone", "telephone", "portable", "appel", "joindre",
-	"teléfono", "telefono", "móvil", "movil", "celular", "llam", "cellulare", "chiam", "telemóvel", "telemovel", "ligue",
+	"phone", "tel", "tél", "telp", "call", "mobile", "cell", "cel", "whatsapp", "wa", "hp", "sms", "fax", "reach me", "text me",
+	"contact", "telefon", "handy", "rufnummer", "anruf", "ruf ", "téléphone", "telephone", "portable", "appel", "rappel", "joindre",
+	"teléfono", "telefono", "móvil", "movil", "celular", "llam", "lläm", "llám", "cellulare", "chiam", "telemóvel", "telemovel", "ligue",
+	"nomor", "zadzwo", "komórk", "numer tel",
 	"ligar", "telefoon", "mobiel", "bel ", "bellen", "gsm", "my number", "our number", "his number", "her number",
 	"number to reach", "meine nummer", "mon numéro", "mi número", "il mio numero", "o meu número", "mijn nummer",
 }

@@ -38,6 +38,10 @@ type phoneRegion struct {
 
 type phoneChecker struct{ regions []phoneRegion }
 
+// trunkOptional are the regions where national numbers are commonly
+// written without their trunk prefix (Indian and Brazilian mobiles).
+var trunkOptional = map[string]bool{"IN": true, "BR": true, "ID": true}
+
 // trunkPrefixes are the national prefixes of the regions that have one.
 var trunkPrefixes = map[string]string{
 	"US": "1", "CA": "1", "GB": "0", "DE": "0", "FR": "0", "NL": "0", "BE": "0", "CH": "0", "AT": "0", "IE": "0",
@@ -84,6 +88,10 @@ func (pc *phoneChecker) valid(d string, intl bool, budget *int) (ok, mobile bool
 			nsn, lead = d[1:], true
 		case r.trunk != "" && strings.HasPrefix(d, r.trunk):
 			nsn = d[len(r.trunk):]
+		case r.trunk != "" && r.trunk != "1" && !trunkOptional[r.code]:
+			// A national number is written with its trunk prefix: 4839201
+			// is no German number, 04839201 may be.
+			continue
 		}
 		if len(nsn) < 6 || len(nsn) > 14 || (r.trunk == "1" && len(d) == 11 && d[0] != '1') {
 			continue
@@ -100,11 +108,72 @@ func (pc *phoneChecker) valid(d string, intl bool, budget *int) (ok, mobile bool
 			n.ItalianLeadingZero = proto.Bool(true)
 		}
 		if phonenumbers.IsValidNumberForRegion(n, r.code) {
-			t := phonenumbers.GetNumberType(n)
-			return true, t == phonenumbers.MOBILE || t == phonenumbers.FIXED_LINE_OR_MOBILE
+			ok = true
+			if t := phonenumbers.GetNumberType(n); t == phonenumbers.MOBILE || t == phonenumbers.FIXED_LINE_OR_MOBILE {
+				return true, true
+			}
 		}
 	}
-	return false, false
+	return ok, false
+}
+
+// dateShape reports groups that read as a date: 12.04.2024, 2024-04-12,
+// 15/03/2024, 12.04.24 (one separator, a dot, a dash or a slash, twice).
+func dateShape(t string, gs []group) bool {
+	if len(gs) != 3 {
+		return false
+	}
+	if sep := t[gs[0].end:gs[1].start]; (sep != "." && sep != "-" && sep != "/") || t[gs[1].end:gs[2].start] != sep {
+		return false
+	}
+	n := func(g group) int { return g.end - g.start }
+	v := func(g group) int {
+		x := 0
+		for k := g.start; k < g.end; k++ {
+			x = x*10 + int(t[k]-'0')
+		}
+		return x
+	}
+	switch {
+	case n(gs[0]) == 4 && n(gs[1]) <= 2 && n(gs[2]) <= 2: // y-m-d
+		return v(gs[1]) >= 1 && v(gs[1]) <= 12 && v(gs[2]) >= 1 && v(gs[2]) <= 31
+	case n(gs[0]) <= 2 && n(gs[1]) <= 2 && (n(gs[2]) == 4 || n(gs[2]) == 2): // d.m.y, m/d/y
+		a, b := v(gs[0]), v(gs[1])
+		return a >= 1 && b >= 1 && ((a <= 31 && b <= 12) || (a <= 12 && b <= 31))
+	}
+	return false
+}
+
+// startsWithDate reports groups that are a date, or a date and then
+// something else ("15/03/2024 14:00"), not a number printed with dots
+// throughout (06.12.34.56.78).
+func startsWithDate(t string, gs []group) bool {
+	if len(gs) < 3 || !dateShape(t, gs[:3]) {
+		return false
+	}
+	return len(gs) == 3 || t[gs[2].end:gs[3].start] != t[gs[0].end:gs[1].start]
+}
+
+// thousandsShape reports an amount written in thousands groups: 1 204 332,
+// 2.345.678 (a first group of one to three digits, not starting with 0,
+// then groups of exactly three).
+func thousandsShape(t string, gs []group) bool {
+	if len(gs) < 2 || gs[0].end-gs[0].start > 3 || t[gs[0].start] == '0' {
+		return false
+	}
+	for _, g := range gs[1:] {
+		if g.end-g.start != 3 {
+			return false
+		}
+	}
+	return true
+}
+
+// idWords call a number something other than a phone.
+var idWords = []string{
+	"invoice", "order", "ref", "reference", "ticket", "account", "customer", "case", "tracking", "sku", "id", "po", "no.", "#",
+	"kunden", "rechnung", "bestell", "auftrag", "facture", "commande", "dossier", "factura", "pedido", "fattura", "ordine",
+	"encomenda", "bestelling", "klant",
 }
 
 // nanpShape reports groups of 3, 3 and 4 digits, 415 555 0132, or with
@@ -126,6 +195,10 @@ func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func
 		found := -1
 		tries := 0
 		for j := len(gs) - 1; j >= i && tries < 4; j-- {
+			said := hasContext(t, gs[i].start, gs[j].end, phoneWords) || containsWord(hint, phoneKeyWords)
+			if !(i == 0 && r.plus) && (startsWithDate(t, gs[i:j+1]) || (!said && thousandsShape(t, gs[i:j+1]))) {
+				continue
+			}
 			d := string(digitsOf(t, gs[i:j+1], buf[:0]))
 			if len(d) > 15 {
 				continue
@@ -160,10 +233,12 @@ func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func
 				end++
 			}
 			parens := strings.IndexByte(t[start:end], '(') >= 0
-			whole := i == 0 && j == len(gs)-1
-			strong := intl || parens || hasContext(t, start, end, phoneWords) || containsWord(hint, phoneKeyWords) ||
+			// Printed as a phone, or a mobile number with its trunk 0
+			// written bare (08124181102), unless the text calls it an
+			// invoice, an order or a customer number.
+			whole := i == 0 && j == len(gs)-1 && !hasContext(t, start, end, idWords)
+			strong := intl || parens || said ||
 				(whole && j > 0 && len(d) >= 10 && (d[0] == '0' || nanpShape(gs))) ||
-				// A mobile number with its trunk 0, written bare: 08124181102.
 				(whole && mobile && d[0] == '0' && len(d) >= 10)
 			add(Span{Start: start, End: end, Label: Phone, Weak: !strong})
 			found = j

@@ -12,12 +12,16 @@ import (
 // common top-level domain.
 
 var (
-	spelledDot   = `(?:\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+|\s*\.\s*)`
-	spelledAt    = `(?:\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+|\s*@\s*)`
+	atWords      = `(?:at|arobase|arroba|chiocciola|klammeraffe)`
+	dotWords     = `(?:dot|punkt|punto|point|ponto|punt)`
+	spelledDot   = `(?:\s*[\(\[\{<]\s*(?:` + dotWords + `|\.)\s*[\)\]\}>]\s*|\s+` + dotWords + `\s+|\s*\.)`
+	spelledAt    = `(?:\s*[\(\[\{<]\s*(?:` + atWords + `|a)\s*[\)\]\}>]\s*|\s+` + atWords + `\s+|\s*@\s*)`
 	spelledWord  = `[a-z0-9_%+\-]+`
 	spelledEmail = regexp.MustCompile(`(?i)\b` + spelledWord + `(?:` + spelledDot + spelledWord + `)*` + spelledAt +
 		`[a-z0-9\-]+(?:` + spelledDot + `[a-z0-9\-]+)*?` + spelledDot + `([a-z]{2,24})\b`)
-	bracketed = regexp.MustCompile(`(?i)[\(\[\{<]\s*(?:at|dot)\s*[\)\]\}>]`)
+	// Forms no prose has: bracketed words, and at-words of other
+	// languages.
+	unambiguous = regexp.MustCompile(`(?i)[\(\[\{<]\s*(?:` + atWords + `|a|` + dotWords + `|\.)\s*[\)\]\}>]|\b(?:arobase|arroba|chiocciola|klammeraffe)\b`)
 )
 
 // commonTLDs are the endings a bare "at … dot …" must have.
@@ -51,18 +55,13 @@ func hasStopword(m string) bool {
 }
 
 // scanSpelledEmails reports spelled-out emails in t. It looks only near
-// an "at" written as a word, bracketed, or an "@" with spaces around it.
+// an at-word, a bracketed "(a)", or an "@" with spaces around it. A
+// candidate that fails ("me at jane dot doe" in "reach me at jane dot doe
+// at gmail dot com") is retried from its next word.
 func scanSpelledEmails(t string, add func(Span)) {
 	lo := -1 // end of the last window searched
 	for i := 0; i+1 < len(t); i++ {
-		var hit bool
-		switch {
-		case t[i] == '@':
-			hit = (i > 0 && t[i-1] == ' ') || t[i+1] == ' '
-		case (t[i]|0x20) == 'a' && (t[i+1]|0x20) == 't':
-			hit = (i == 0 || !isAlnum(t[i-1])) && (i+2 == len(t) || !isAlnum(t[i+2]))
-		}
-		if !hit || i < lo {
+		if !atHint(t, i) || i < lo {
 			continue
 		}
 		s := max(i-96, 0, lo)
@@ -71,16 +70,54 @@ func scanSpelledEmails(t string, add func(Span)) {
 		}
 		e := min(i+128, len(t))
 		w := t[s:e]
-		for _, m := range spelledEmail.FindAllStringSubmatchIndex(w, -1) {
-			match := w[m[0]:m[1]]
-			if !strings.ContainsAny(match, " ([{<") {
-				continue // a plain address: the pattern detector's
+		for pos := 0; pos < len(w); {
+			m := spelledEmail.FindStringSubmatchIndex(w[pos:])
+			if m == nil {
+				break
 			}
-			if !bracketed.MatchString(match) && (!commonTLDs[strings.ToLower(w[m[2]:m[3]])] || hasStopword(match)) {
+			ms, me := pos+m[0], pos+m[1]
+			match, tld := w[ms:me], w[pos+m[2]:pos+m[3]]
+			switch {
+			case !strings.ContainsAny(match, " ([{<"):
+				// a plain address: the pattern detector's
+			case unambiguous.MatchString(match) ||
+				(commonTLDs[strings.ToLower(tld)] && (tld == strings.ToLower(tld) || match == strings.ToUpper(match)) && !hasStopword(match)):
+				add(Span{Start: s + ms, End: s + me, Label: Email})
+				pos = me
 				continue
 			}
-			add(Span{Start: s + m[0], End: s + m[1], Label: Email})
+			// Retry from the next word of the failed candidate.
+			next := strings.IndexByte(w[ms:me], ' ')
+			if next < 0 {
+				pos = me
+				continue
+			}
+			pos = ms + next + 1
 		}
 		lo = e
 	}
+}
+
+// atHint reports an at-word, a bracketed at, or a spaced "@" at t[i].
+func atHint(t string, i int) bool {
+	switch c := t[i] | 0x20; {
+	case t[i] == '@':
+		return (i > 0 && t[i-1] == ' ') || (i+1 < len(t) && t[i+1] == ' ')
+	case t[i] == '(' || t[i] == '[' || t[i] == '{' || t[i] == '<':
+		j := i + 1
+		for j < len(t) && t[j] == ' ' {
+			j++
+		}
+		return j < len(t) && (t[j]|0x20) == 'a'
+	case c == 'a' || c == 'c' || c == 'k':
+		if i > 0 && isAlnum(t[i-1]) {
+			return false
+		}
+		for _, w := range [...]string{"at", "arobase", "arroba", "chiocciola", "klammeraffe"} {
+			if len(t)-i >= len(w) && strings.EqualFold(t[i:i+len(w)], w) && (i+len(w) == len(t) || !isAlnum(t[i+len(w)])) {
+				return true
+			}
+		}
+	}
+	return false
 }

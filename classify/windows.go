@@ -76,7 +76,7 @@ func countIf(s string, f func(byte) bool) int {
 	return n
 }
 
-var apiKeyPrefixes = []string{"sk-", "sk_", "rk_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-", "hf_", "SG.", "npm_", "pypi-", "shp", "dop_v1_", "ya29."}
+var apiKeyPrefixes = []string{"sk-", "sk_", "rk_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "glpat-", "hf_", "SG.", "npm_", "pypi-", "shp", "dop_v1_", "ya29.", "hooks.slack.com/services/"}
 
 // keyPrefixByFirst indexes apiKeyPrefixes by their first byte.
 var keyPrefixByFirst = func() (t [256][]string) {
@@ -128,7 +128,7 @@ func (t trigger) windows(text string) []window {
 			for _, p := range keyPrefixByFirst[text[i]] {
 				if strings.HasPrefix(text[i:], p) {
 					e := i + len(p)
-					for e < len(text) && (isWordish(text[e]) || text[e] == '.') {
+					for e < len(text) && (isWordish(text[e]) || text[e] == '.' || text[e] == '/') {
 						e++
 					}
 					out = append(out, window{i, e})
