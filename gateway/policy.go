@@ -255,20 +255,22 @@ func capOutputTokens(body []byte, limit int64) []byte {
 // auditRecord is one decision in the audit trail. It never holds prompt
 // text: entity labels and counts only.
 type auditRecord struct {
-	Time        time.Time            `json:"time"`
-	DecisionID  string               `json:"decision_id"`
-	RequestID   string               `json:"request_id"`
-	Revision    string               `json:"revision"`
-	Subject     policies.Subject     `json:"subject"`
-	Model       string               `json:"model"`
-	DataClass   string               `json:"data_class,omitempty"`
-	Entities    map[string]int       `json:"entities,omitempty"`
-	Allow       bool                 `json:"allow"`
-	Deny        []string             `json:"deny,omitempty"`
-	Routes      []string             `json:"routes"`
-	Excluded    map[string][]string  `json:"excluded,omitempty"`
-	Redact      map[string][]string  `json:"redact,omitempty"`
-	Obligations policies.Obligations `json:"obligations"`
+	Time       time.Time        `json:"time"`
+	DecisionID string           `json:"decision_id"`
+	RequestID  string           `json:"request_id"`
+	Revision   string           `json:"revision"`
+	Subject    policies.Subject `json:"subject"`
+	Model      string           `json:"model"`
+	DataClass  string           `json:"data_class,omitempty"`
+	Entities   map[string]int   `json:"entities,omitempty"`
+	// WeakEntities are the weak signals (they count for strict tenants).
+	WeakEntities map[string]int       `json:"weak_entities,omitempty"`
+	Allow        bool                 `json:"allow"`
+	Deny         []string             `json:"deny,omitempty"`
+	Routes       []string             `json:"routes"`
+	Excluded     map[string][]string  `json:"excluded,omitempty"`
+	Redact       map[string][]string  `json:"redact,omitempty"`
+	Obligations  policies.Obligations `json:"obligations"`
 	// Reused is true when the engine remembered the decision for an
 	// identical input instead of evaluating again.
 	Reused bool `json:"reused"`
@@ -312,7 +314,7 @@ func (s *Server) audit(id string, in *policies.Input, d *policies.Decision) {
 	}
 	rec := auditRecord{
 		Time: time.Now().UTC(), DecisionID: id, RequestID: in.Request.ID, Revision: d.Revision,
-		Subject: in.Subject, Model: in.Request.Model, DataClass: in.Request.DataClass, Entities: in.Request.Entities,
+		Subject: in.Subject, Model: in.Request.Model, DataClass: in.Request.DataClass, Entities: in.Request.Entities, WeakEntities: in.Request.WeakEntities,
 		Allow: d.Allow, Routes: d.Routes, Obligations: d.Obligations, Reused: d.Reused,
 	}
 	for _, r := range d.Deny {

@@ -59,7 +59,7 @@ func policyGateway(t *testing.T, extra string, backends ...*policyBackend) (stri
 		fmt.Fprintf(&b, "      - {backend: %s, model: m}\n", pb.name)
 	}
 	b.WriteString("keys:\n")
-	for _, k := range []struct{ id, tenant, team string }{{"plain", "t", "t"}, {"eu", "eu-bank", "t"}, {"redact", "acme", "t"}, {"finance", "t", "finance"}} {
+	for _, k := range []struct{ id, tenant, team string }{{"plain", "t", "t"}, {"eu", "eu-bank", "t"}, {"redact", "acme", "t"}, {"finance", "t", "finance"}, {"strict", "clinic", "t"}} {
 		fmt.Fprintf(&b, "  - {id: %s, sha256: %s, tenant: %s, team: %s}\n", k.id, gateway.HashKey("sk-"+k.id), k.tenant, k.team)
 	}
 	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
@@ -154,6 +154,27 @@ func TestPolicyRedactsForProprietaryBackends(t *testing.T) {
 	assert.Contains(t, sent, "Email [EMAIL_1] and cc [EMAIL_1], or call [PHONE_1]")
 	assert.NotContains(t, sent, "jane.doe")
 	assert.NotContains(t, sent, "7946")
+}
+
+// A weak signal (nine digits with no SSN context) keeps a strict tenant's
+// request local; a standard tenant's may go out.
+func TestPolicyStrictTenantCountsWeakSignals(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	vllm := newPolicyBackend(t, "vllm", "selfhosted", "EU")
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	base, _ := policyGateway(t, "policy: {audit: "+audit+"}\n", openaiUS, vllm)
+	prompt := "Look up batch 878117765 for me"
+	got, _, err := ask(t, base, "sk-plain", prompt)
+	require.NoError(t, err)
+	assert.Equal(t, "answered by openai", got.Choices[0].Message.Content)
+	got, _, err = ask(t, base, "sk-strict", prompt)
+	require.NoError(t, err)
+	assert.Equal(t, "answered by vllm", got.Choices[0].Message.Content)
+	assert.Equal(t, int32(1), openaiUS.calls.Load())
+	raw, err := os.ReadFile(audit)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"weak_entities":{"US_SSN":1}`)
+	assert.NotContains(t, string(raw), "878117765")
 }
 
 func TestPolicyLatencySLOExcludesSlowBackend(t *testing.T) {
