@@ -187,15 +187,15 @@ func textLike(b []byte, prefix bool) bool {
 
 // percentDecode decodes %XX escapes; ok is false when there are none.
 func percentDecode(s string) (view, bool) {
-	first := -1
-	for i := 0; i+2 < len(s); i++ {
-		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
-			first = i
-			break
+	found := false
+	for off := 0; !found; {
+		i := strings.IndexByte(s[off:], '%')
+		if i < 0 {
+			return view{}, false
 		}
-	}
-	if first < 0 {
-		return view{}, false
+		i += off
+		found = i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2])
+		off = i + 1
 	}
 	out := make([]byte, 0, len(s))
 	from := make([]int32, 0, len(s))

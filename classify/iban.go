@@ -31,7 +31,7 @@ func upper(c byte) byte {
 func scanIBANs(t string, add func(Span)) {
 	var buf [40]byte
 	for i := 0; i+4 <= len(t); i++ {
-		if !isLetter(t[i]) || !isLetter(t[i+1]) || (i > 0 && isAlnum(t[i-1])) {
+		if (i > 0 && isAlnum(t[i-1])) || !isLetter(t[i]) || !isLetter(t[i+1]) {
 			continue
 		}
 		// The check digits, right after the country or one space on ("IT 60 X 05428…").

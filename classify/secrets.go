@@ -103,26 +103,27 @@ func tokenLike(s string) bool {
 	return letters >= 4 && digits >= 1
 }
 
-// scanPasswords reports what password words introduce.
-func scanPasswords(t string, add func(Span)) {
-	lower := ""
+// passwordByFirst indexes passwordWords by their first byte.
+var passwordByFirst = func() (t [256][]string) {
 	for _, w := range passwordWords {
-		for off := 0; off < len(t); {
-			if lower == "" {
-				lower = strings.ToLower(t)
-				if len(lower) != len(t) {
-					return // case folding moved bytes: too rare to map back
-				}
-			}
-			i := strings.Index(lower[off:], w)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + len(w)
-			if i > 0 && isLetter(lower[i-1]) {
+		t[w[0]] = append(t[w[0]], w)
+		t[upper(w[0])] = append(t[upper(w[0])], w)
+	}
+	return t
+}()
+
+// scanPasswords reports what password words introduce. One pass over word
+// starts; a word is compared only when its first letter could start one.
+func scanPasswords(t string, add func(Span)) {
+	for i := 0; i < len(t); i++ {
+		if (i > 0 && isLetter(t[i-1])) || len(passwordByFirst[t[i]]) == 0 {
+			continue
+		}
+		for _, w := range passwordByFirst[t[i]] {
+			if len(t)-i < len(w) || !strings.EqualFold(t[i:i+len(w)], w) {
 				continue
 			}
+			off := i + len(w)
 			j := off
 			for j < len(t) && isLetter(t[j]) && j-off < 2 { // "passwords", "Passworte"
 				j++
@@ -130,7 +131,7 @@ func scanPasswords(t string, add func(Span)) {
 			if j < len(t) && isLetter(t[j]) {
 				continue
 			}
-			j = skipLink(lower, j)
+			j = skipLink(t, j)
 			s := j
 			for j < len(t) && !passwordEnd(t[j]) {
 				j++
@@ -141,6 +142,8 @@ func scanPasswords(t string, add func(Span)) {
 			}
 			if e-s >= 6 && e-s <= 128 && notAWord(t[s:e]) && !strings.ContainsAny(t[s:e], "()") {
 				add(Span{Start: s, End: e, Label: Password})
+				i = e - 1
+				break
 			}
 		}
 	}
@@ -148,16 +151,16 @@ func scanPasswords(t string, add func(Span)) {
 
 // skipLink skips what stands between a password word and the password:
 // spaces, ":", "=", quotes, and words such as "is" or "lautet".
-func skipLink(lower string, j int) int {
+func skipLink(t string, j int) int {
 	for {
 		k := j
-		for k < len(lower) && strings.IndexByte(" \t:=\"'`", lower[k]) >= 0 {
+		for k < len(t) && strings.IndexByte(" \t:=\"'`", t[k]) >= 0 {
 			k++
 		}
 		moved := k > j
 		j = k
 		for _, l := range passwordLinks {
-			if strings.HasPrefix(lower[j:], l) && (j+len(l) == len(lower) || !isLetter(lower[j+len(l)])) {
+			if len(t)-j >= len(l) && strings.EqualFold(t[j:j+len(l)], l) && (j+len(l) == len(t) || !isLetter(t[j+len(l)])) {
 				j += len(l)
 				moved = true
 				break

@@ -98,8 +98,19 @@ func scanSpelledEmails(t string, add func(Span)) {
 	}
 }
 
+// atStart are the bytes an at-hint starts with.
+var atStart = func() (t [256]bool) {
+	for _, c := range []byte("@([{<aAcCkK") {
+		t[c] = true
+	}
+	return t
+}()
+
 // atHint reports an at-word, a bracketed at, or a spaced "@" at t[i].
 func atHint(t string, i int) bool {
+	if !atStart[t[i]] {
+		return false
+	}
 	switch c := t[i] | 0x20; {
 	case t[i] == '@':
 		return (i > 0 && t[i-1] == ' ') || (i+1 < len(t) && t[i+1] == ' ')
