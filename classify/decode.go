@@ -2,8 +2,8 @@ package classify
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"encoding/base64"
 	"io"
 	"strings"
@@ -21,19 +21,23 @@ import (
 //     inside a string (tool-call arguments);
 //   - base64 runs of 16 characters or more, standard or URL alphabet, with
 //     or without padding, bare or as the payload of a data: URL; a payload
-//     that is gzip or deflate data is decompressed. Only a payload that
-//     decodes to text is scanned, so an image costs one small probe.
+//     that is gzip or zlib data is decompressed (1 MiB at most). Only a
+//     payload that decodes to text is scanned, so an image costs one small
+//     probe.
 //
 // Decoded text is decoded again (base64 inside a query string…), three
-// levels at most, and a request decodes at most maxDecodedBytes in all:
-// the work is bounded whatever the client sends. A span found in
+// levels at most, and a request decodes at most eight times its own size
+// (at least maxDecodedBytes) in all: the work is linear in the body
+// whatever the client sends, and padding a request with encoded text
+// cannot use up what a later blob needs, since decoding shrinks text. A span found in
 // percent-encoded or escaped text maps back to the encoded bytes exactly;
 // one found in base64 covers the whole base64 run, which is what
 // redaction replaces.
 
 const (
 	maxDecodeDepth  = 3
-	maxDecodedBytes = 1 << 20
+	maxDecodedBytes = 1 << 20 // at least; a request may decode four times its size
+	maxInflate      = 1 << 20 // decompressed bytes of one payload
 	minBase64Run    = 16
 	base64Probe     = 1024 // bytes decoded to decide whether a payload is text
 )
@@ -122,7 +126,7 @@ func decodeBase64(run string, b *budget) (string, bool) {
 	if err != nil || len(raw) == 0 {
 		return "", false
 	}
-	compressed := len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b
+	compressed := len(raw) >= 2 && ((raw[0] == 0x1f && raw[1] == 0x8b) || zlibHeader(raw))
 	if !compressed && !textLike(raw, len(probe) < len(run)) {
 		return "", false
 	}
@@ -144,16 +148,25 @@ func decodeBase64(run string, b *budget) (string, bool) {
 	return string(raw), true
 }
 
-// inflate decompresses gzip data within the budget.
+// zlibHeader reports a zlib stream's header: deflate, a valid check.
+func zlibHeader(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// inflate decompresses gzip or zlib data within the budget, and at most
+// maxInflate of one payload.
 func inflate(raw []byte, b *budget) ([]byte, error) {
 	var r io.Reader
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		r = flate.NewReader(bytes.NewReader(raw))
+	var err error
+	if raw[0] == 0x1f {
+		r, err = gzip.NewReader(bytes.NewReader(raw))
 	} else {
-		r = zr
+		r, err = zlib.NewReader(bytes.NewReader(raw))
 	}
-	out, err := io.ReadAll(io.LimitReader(r, int64(max(b.bytes, 0))))
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(min(max(b.bytes, 0), maxInflate))))
 	b.bytes -= len(out)
 	if len(out) > 0 {
 		err = nil // a truncated stream still shows its text

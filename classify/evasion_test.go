@@ -64,6 +64,10 @@ func TestEvasionsAreFound(t *testing.T) {
 		{"iban italian layout", "IBAN IT 60 X 05428 11101 000000123456", "IBAN=IT 60 X 05428 11101 000000123456"},
 		{"card with underscores", "card 4111_1111_1111_1111", "CREDIT_CARD=4111_1111_1111_1111"},
 		{"password", "password: Winter2024!", "PASSWORD=Winter2024!"},
+		{"card over lines", "card\n4111\n1111\n1111\n1111\nthanks", "CREDIT_CARD=4111\n1111\n1111\n1111"},
+		{"card with commas", "4111,1111,1111,1111", "CREDIT_CARD=4111,1111,1111,1111"},
+		{"email with umlaut", "an müller@bank.de schreiben", "EMAIL=müller@bank.de"},
+		{"email spaced at and dot", "name @ bank . de", "EMAIL=name @ bank . de"},
 		{"password in env", "DB_PASSWORD=s3cr3tP@ssw0rd", "PASSWORD=s3cr3tP@ssw0rd"},
 		{"url credentials", "postgres://admin:Sup3rS3cret2024@db.internal:5432/prod", "PASSWORD=admin:Sup3rS3cret2024@db.internal:5432"},
 		{"token in a url", "https://ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R@github.com/acme/app.git", "API_KEY=ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R@github.com"},
@@ -169,4 +173,13 @@ func TestScanRequestKeysNumbersAndIDs(t *testing.T) {
 	}
 	assert.True(t, strings.Contains(string(out), `"[EMAIL_2]":"x"`), string(out))
 	assert.Contains(t, string(out), `"seed":"[CREDIT_CARD_1]"`)
+}
+
+// A JSON key is the context of its value: a password or a key under its
+// name, but not a cache key.
+func TestKeyNamesSecrets(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	f := c.ScanRequest([]byte(`{"metadata":{"password":"Summer2024!","api_key":"3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c","prompt_cache_key":"a8F3kL9mQ2xZ7vB4nC6dE1fG"}}`))
+	assert.Equal(t, map[string]int{Password: 1, APIKey: 1}, f.Counts())
 }

@@ -20,14 +20,15 @@ type group struct{ start, end int } // a maximal run of ASCII digits
 type numberRun struct {
 	start, end int // the run's bytes, with a leading '+' or '('
 	plus       bool
-	glued      bool // a letter touches the run: part of a word or an id
+	// A letter touches the run's start or end: part of a word or an id.
+	gluedLeft, gluedRight bool
 	groups     []group
 }
 
 const maxGroupsPerRun = 64
 
 func isSep(c byte) bool {
-	return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '/' || c == '(' || c == ')' || c == '_'
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '-' || c == '.' || c == '/' || c == '(' || c == ')' || c == '_' || c == ',' || c == '|'
 }
 
 // numberRuns finds the runs of digit groups with at least minDigits digits.
@@ -52,7 +53,7 @@ func numberRuns(t string, minDigits int, yield func(*numberRun)) {
 			r.start, r.plus = i-1, true
 		}
 		if r.start > 0 && isLetter(t[r.start-1]) {
-			r.glued = true
+			r.gluedLeft = true
 		}
 		digits := 0
 		for {
@@ -69,7 +70,7 @@ func numberRuns(t string, minDigits int, yield func(*numberRun)) {
 			// marks ("-", " - ", ") ", "  ", "/").
 			j, punct := i, 0
 			for j < len(t) && j-i < 4 && isSep(t[j]) {
-				if t[j] != ' ' && t[j] != '\t' {
+				if t[j] != ' ' && t[j] != '\t' && t[j] != '\n' && t[j] != '\r' {
 					punct++
 				}
 				j++
@@ -83,7 +84,7 @@ func numberRuns(t string, minDigits int, yield func(*numberRun)) {
 			r.end = i + 1
 		}
 		if i < len(t) && isLetter(t[i]) {
-			r.glued = true
+			r.gluedRight = true
 		}
 		groups = r.groups[:0] // keep what append grew
 		if digits >= minDigits {
@@ -129,7 +130,7 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 					shaped = false
 				}
 				// Glued to a word, or after a "+": a phone, an id.
-				edgeGlued := (r.glued && (i == 0 || j == len(gs)-1)) || (r.plus && i == 0)
+				edgeGlued := (i == 0 && (r.gluedLeft || r.plus)) || (j == len(gs)-1 && r.gluedRight)
 				switch {
 				case luhn(d) && shaped && !edgeGlued:
 					add(Span{Start: gs[i].start, End: gs[j].end, Label: CreditCard})
@@ -156,7 +157,7 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 			}
 		}
 		// US SSNs: 3-2-4 digits, or nine digits in one group.
-		if !r.glued {
+		if !r.gluedLeft && !r.gluedRight {
 			for i := range gs {
 				var end, n int
 				dashed := false
@@ -185,7 +186,7 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 				}
 			}
 		}
-		if !strong && !r.glued {
+		if !strong && !r.gluedLeft && !r.gluedRight {
 			c.phones.scan(t, hint, r, &phoneBudget, add)
 		}
 	})

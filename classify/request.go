@@ -82,7 +82,7 @@ func (f Findings) Detections() []Detection {
 // decoded (normalize.go, decode.go). body must be valid JSON.
 func (c *Classifier) ScanRequest(body []byte) Findings {
 	var f Findings
-	b := &budget{bytes: maxDecodedBytes}
+	b := &budget{bytes: max(maxDecodedBytes, 8*len(body))}
 	w := &jsonWalker{b: body}
 	w.walk(func(t jsonToken) {
 		var text string
@@ -125,11 +125,27 @@ func keyContext(k, text string, spans []Span) []Span {
 			spans[i].Weak = false
 		}
 	}
-	if len(spans) == 0 && len(text) >= 16 && len(text) <= 1024 && !strings.ContainsAny(text, " \n\t") &&
-		randomLooking(text) && containsWord(k, secretWords) {
+	if len(spans) > 0 || len(text) > 1024 || strings.ContainsAny(text, " \n\t") || notSecretKey(k) {
+		return spans
+	}
+	switch {
+	case containsWord(k, passwordWords) && len(text) >= 6 && notAWord(text):
+		spans = append(spans, Span{Start: 0, End: len(text), Label: Password})
+	case containsWord(k, secretWords) && len(text) >= 16 && (randomLooking(text) || tokenLike(text)):
 		spans = append(spans, Span{Start: 0, End: len(text), Label: APIKey})
 	}
 	return spans
+}
+
+// notSecretKey reports keys that name a "key" that is no secret: cache
+// and idempotency keys, key ids, public keys.
+func notSecretKey(k string) bool {
+	for _, w := range []string{"cache", "idempotency", "key_id", "keyid", "key id", "public", "kid"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Words that say a number is a payment card.

@@ -14,7 +14,7 @@ import (
 var (
 	atWords      = `(?:at|arobase|arroba|chiocciola|klammeraffe)`
 	dotWords     = `(?:dot|punkt|punto|point|ponto|punt)`
-	spelledDot   = `(?:\s*[\(\[\{<]\s*(?:` + dotWords + `|\.)\s*[\)\]\}>]\s*|\s+` + dotWords + `\s+|\s*\.)`
+	spelledDot   = `(?:\s*[\(\[\{<]\s*(?:` + dotWords + `|\.)\s*[\)\]\}>]\s*|\s+` + dotWords + `\s+|\s+\.\s+|\.)`
 	spelledAt    = `(?:\s*[\(\[\{<]\s*(?:` + atWords + `|a)\s*[\)\]\}>]\s*|\s+` + atWords + `\s+|\s*@\s*)`
 	spelledWord  = `[a-z0-9_%+\-]+`
 	spelledEmail = regexp.MustCompile(`(?i)\b` + spelledWord + `(?:` + spelledDot + spelledWord + `)*` + spelledAt +

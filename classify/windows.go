@@ -100,10 +100,11 @@ func (t trigger) windows(text string) []window {
 				continue
 			}
 			s, e := i, i+1
-			for s > 0 && (isWordish(text[s-1]) || strings.IndexByte(".%+", text[s-1]) >= 0) {
+			// Non-ASCII bytes belong to the address too: müller@bank.de.
+			for s > 0 && (isWordish(text[s-1]) || text[s-1] >= 0x80 || strings.IndexByte(".%+", text[s-1]) >= 0) {
 				s--
 			}
-			for e < len(text) && (isWordish(text[e]) || text[e] == '.') {
+			for e < len(text) && (isWordish(text[e]) || text[e] >= 0x80 || text[e] == '.') {
 				e++
 			}
 			out = append(out, window{s, e})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"io"
 	"net/http"
 	"strings"
@@ -29,7 +30,13 @@ func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
 		}
 		r = zr
 	case "deflate":
-		r = flate.NewReader(bytes.NewReader(raw))
+		// HTTP's deflate is zlib-wrapped (RFC 9110); some clients send
+		// the raw stream.
+		if zr, err := zlib.NewReader(bytes.NewReader(raw)); err == nil {
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(raw))
+		}
 	default:
 		return nil, &APIError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
 			Message: "Content-Encoding " + enc + " is not supported; send the body uncompressed, gzip or deflate."}

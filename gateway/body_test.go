@@ -79,3 +79,35 @@ func TestCompressedBodiesAreBounded(t *testing.T) {
 	assert.Equal(t, "unsupported_content_encoding", out["error"].(map[string]any)["code"])
 	assert.Zero(t, vllm.calls.Load())
 }
+
+// Headers the client chooses reach the upstream only scanned: an
+// X-Request-Id that holds an email is replaced by one of the gateway's,
+// and the client's tracestate is not forwarded.
+func TestClientHeadersDoNotCarryData(t *testing.T) {
+	openaiUS := newPolicyBackend(t, "openai", "proprietary", "US")
+	base, _ := policyGateway(t, "policy: {audit: none}\n", openaiUS)
+	send := func(id string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer sk-plain")
+		req.Header.Set("X-Request-Id", id)
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		req.Header.Set("tracestate", "vendor=jane.doe@bank.de")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		return resp
+	}
+	resp := send("jane.doe@bank.de")
+	assert.NotEqual(t, "jane.doe@bank.de", resp.Header.Get("X-Request-Id"))
+	resp = send("order-7731-retry-2")
+	assert.Equal(t, "order-7731-retry-2", resp.Header.Get("X-Request-Id"), "a clean id is kept")
+	for _, r := range openaiUS.up.received() {
+		assert.Contains(t, r.Header.Get("Traceparent"), "4bf92f3577b34da6a3ce929d0e0e4736", "the trace goes on upstream")
+		for name, values := range r.Header {
+			for _, v := range values {
+				assert.NotContains(t, v, "jane.doe", name)
+			}
+		}
+	}
+}

@@ -54,7 +54,8 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	s.notePolicy(sp, d, err)
 	if err != nil {
 		if s.cfg.Policy.OnError == "open" {
-			return s.failOpen(call, rec, err)
+			dc := strings.ToLower(c.Get(HeaderDataClass))
+			return s.failOpen(call, rec, len(call.findings.Fields) > 0 || (dc != "" && dc != "public"), err)
 		}
 		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
 			Message: fmt.Sprintf("The routing policy could not be evaluated (decision %s); the request was refused.", id), Err: err}
@@ -478,11 +479,12 @@ func checkDecision(d *policies.Decision) error {
 }
 
 // failOpen is policy.on_error: open. The request is routed as configured,
-// except that a request carrying sensitive data never goes to a
+// except that a sensitive request (anything the classifier found, strong
+// or weak, or a declared data class other than public) never goes to a
 // proprietary backend: failing open must not fail into a leak.
-func (s *Server) failOpen(call *call, rec *record, cause error) (*router.Route, error) {
+func (s *Server) failOpen(call *call, rec *record, sensitive bool, cause error) (*router.Route, error) {
 	s.log.Error("policy evaluation failed; routing without it (policy.on_error: open)", "request_id", rec.requestID, "error", cause)
-	if len(call.findings.Fields) == 0 {
+	if !sensitive {
 		return call.route, nil
 	}
 	rt := &router.Route{Name: call.route.Name}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,21 @@ func TestPolicyCommands(t *testing.T) {
     ]`)
 	assert.Contains(t, out, "DATA_RESIDENCY")
 	assert.Contains(t, out, "routing.rego:")
+
+	// With a request body: which detector fired on which field, never the value.
+	body := filepath.Join(t.TempDir(), "body.json")
+	require.NoError(t, os.WriteFile(body, []byte(`{"model":"default","user":"jane@bank.de","messages":[{"role":"user","content":"EMP-123456 pays with 4532.0736.2915.0489"}]}`), 0o600))
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("classification:\n  custom:\n    - {label: EMPLOYEE_ID, pattern: 'EMP-\\d{6}'}\n"), 0o600))
+	out, err = runCmd(t, "", "policy", "explain", "-request", body, "-config", cfg, "../../policies/examples/card-number.json")
+	require.NoError(t, err)
+	var x struct {
+		Detections []struct{ Label, Path string } `json:"detections"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &x), out)
+	assert.Equal(t, []struct{ Label, Path string }{{"EMAIL", "user"}, {"EMPLOYEE_ID", "messages.0.content"}, {"CREDIT_CARD", "messages.0.content"}}, x.Detections)
+	assert.NotContains(t, out, "jane@bank.de")
+	assert.NotContains(t, out, "0736")
 
 	// A broken bundle fails check and test, naming the problem.
 	dir := t.TempDir()

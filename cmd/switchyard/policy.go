@@ -11,18 +11,20 @@ import (
 	"os"
 
 	"github.com/switchyard/switchyard/classify"
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/policies"
 )
 
 const policyUsage = `usage:
   switchyard policy test [-threshold PCT] [DIR]   run the bundle's Rego tests with coverage
   switchyard policy check [DIR]                   compile the bundle strictly (as opa check --strict)
-  switchyard policy explain [-bundle DIR] [-request BODY.json] INPUT.json
+  switchyard policy explain [-bundle DIR] [-request BODY.json [-config FILE]] INPUT.json
                                                   print the decision for a policy input, the excluded
                                                   deployments with reasons, and the rules that fired;
                                                   with -request, classify that request body first: its
                                                   entities replace the input's, and the detectors that
-                                                  fired are listed by label and path (never the value)
+                                                  fired are listed by label and path (never the value),
+                                                  with the config's custom detectors and phone regions
 DIR defaults to the bundle shipped in the binary.`
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
@@ -87,6 +89,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		fset.SetOutput(stderr)
 		dir := fset.String("bundle", "", "bundle directory (default: the shipped bundle)")
 		reqFile := fset.String("request", "", "an OpenAI request body to classify into the input")
+		cfgFile := fset.String("config", "", "a config whose classification (custom detectors, phone regions) -request uses")
 		if err := fset.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -103,7 +106,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		var detections []classify.Detection
 		if *reqFile != "" {
-			if detections, err = classifyInto(&in, *reqFile); err != nil {
+			if detections, err = classifyInto(&in, *reqFile, *cfgFile); err != nil {
 				return err
 			}
 		}
@@ -130,9 +133,10 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown policy command %q\n%s", args[0], policyUsage)
 }
 
-// classifyInto scans a request body with the built-in detectors and puts
-// what it found into the policy input.
-func classifyInto(in *policies.Input, file string) ([]classify.Detection, error) {
+// classifyInto scans a request body as the gateway would (with the
+// classification of cfgFile, when given) and puts what it found into the
+// policy input.
+func classifyInto(in *policies.Input, file, cfgFile string) ([]classify.Detection, error) {
 	body, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -140,7 +144,18 @@ func classifyInto(in *policies.Input, file string) ([]classify.Detection, error)
 	if !json.Valid(body) {
 		return nil, fmt.Errorf("%s: not valid JSON", file)
 	}
-	c, err := classify.New()
+	var o classify.Options
+	if cfgFile != "" {
+		cfg, err := config.Load(cfgFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range cfg.Classification.Custom {
+			o.Custom = append(o.Custom, classify.Custom{Label: d.Label, Pattern: d.Pattern, Category: d.Category})
+		}
+		o.PhoneRegions = cfg.Classification.PhoneRegions
+	}
+	c, err := classify.NewWith(o)
 	if err != nil {
 		return nil, err
 	}

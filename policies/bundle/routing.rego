@@ -49,12 +49,15 @@ else := {label: n |
 categories := {c | some label, n in entities; n > 0; c := category(label)}
 
 # A request is sensitive when it carries secrets, or personal data in a
-# tenant that keeps personal data local, or is declared confidential.
+# tenant that keeps personal data local, or is declared confidential. Only
+# the exact word "redact" lets personal data out (masked): a pii_mode the
+# bundle does not know ("local-only", "Redact") keeps it local, so a typo
+# fails safe.
 sensitive_reason := "secret" if "secret" in categories
 
 else := "pii" if {
 	"pii" in categories
-	object.get(tenant, "pii_mode", "local_only") == "local_only"
+	object.get(tenant, "pii_mode", "local_only") != "redact"
 }
 
 else := "confidential" if input.request.data_class == "confidential"

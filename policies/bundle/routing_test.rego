@@ -263,3 +263,12 @@ test_absent_or_null_weak_entities_are_none if {
 	d := switchyard.decision with input as nulled
 	d.routes == ["local/llama", "vllm/qwen"]
 }
+
+# A pii_mode the bundle does not know fails safe: personal data stays local.
+test_misspelt_pii_mode_keeps_pii_local if {
+	d := switchyard.decision with input as inp({"entities": {"IBAN": 1}}, plain)
+		with data.switchyard.config.tenants.t as {"pii_mode": "local-only"}
+	d.routes == ["local/llama", "vllm/qwen"]
+	d.excluded["openai/gpt-4o-mini"][0].code == "LOCAL_ONLY"
+	count(d.redact.proprietary) == 0
+}

@@ -75,15 +75,18 @@ func New(o Options) *Client {
 }
 
 // traceContext sends the W3C trace context of the request's span (the
-// upstream attempt's) upstream as traceparent and tracestate, so a traced
-// upstream (vLLM, a collector-fronted API) joins the gateway's trace. A
+// upstream attempt's) upstream as traceparent, so a traced upstream (vLLM,
+// a collector-fronted API) joins the gateway's trace. The tracestate is
+// not sent: it is text the client chose, carried over from its own
+// context, and nothing the client writes reaches an upstream unscanned. A
 // request without a span goes unchanged.
 type traceContext struct{ next http.RoundTripper }
 
 func (t traceContext) RoundTrip(req *http.Request) (*http.Response, error) {
 	if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+		ctx := trace.ContextWithSpanContext(req.Context(), sc.WithTraceState(trace.TraceState{}))
 		req = req.Clone(req.Context())
-		propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	return t.next.RoundTrip(req)
 }
