@@ -22,7 +22,7 @@ type numberRun struct {
 	plus       bool
 	// A letter touches the run's start or end: part of a word or an id.
 	gluedLeft, gluedRight bool
-	groups     []group
+	groups                []group
 }
 
 const maxGroupsPerRun = 64
