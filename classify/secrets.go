@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Secrets of formats no pattern knows:
+// Secrets of formats no pattern knows (scanKeyTokens, scanPasswords,
+// scanURLCredentials):
 //
 //   - a long token (20 characters or more, letters and digits) that the
 //     text calls a key, a secret or a token just before it: "STRIPE_KEY=…",
@@ -37,20 +38,24 @@ var passwordLinks = []string{"is", "ist", "est", "es", "è", "é", "was", "laute
 // token@host ("https://ghp_…@github.com").
 var urlCredentials = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([^\s/@:"'<>]+)(:[^\s/@"'<>]+)?@[^\s/?#"'<>]+`)
 
-// scanContextSecrets reports tokens a nearby word calls secret, passwords
-// and URL credentials.
-func scanContextSecrets(t string, add func(Span)) {
-	scanPasswords(t, add)
-	if strings.Contains(t, "://") {
-		for _, m := range urlCredentials.FindAllStringSubmatchIndex(t, -1) {
-			switch {
-			case m[4] >= 0: // user:password@host
-				add(Span{Start: m[2], End: m[1], Label: Password})
-			case m[3]-m[2] >= 20 && tokenLike(t[m[2]:m[3]]): // token@host
-				add(Span{Start: m[2], End: m[1], Label: APIKey})
-			}
+// scanURLCredentials reports the userinfo of URLs.
+func scanURLCredentials(t string, add func(Span)) {
+	if !strings.Contains(t, "://") {
+		return
+	}
+	for _, m := range urlCredentials.FindAllStringSubmatchIndex(t, -1) {
+		switch {
+		case m[4] >= 0: // user:password@host
+			add(Span{Start: m[2], End: m[1], Label: Password})
+		case m[3]-m[2] >= 20 && tokenLike(t[m[2]:m[3]]): // token@host
+			add(Span{Start: m[2], End: m[1], Label: APIKey})
 		}
 	}
+}
+
+// scanKeyTokens reports tokens a nearby word calls secret. Such a token
+// holds a digit (tokenLike), so texts without one need not be read.
+func scanKeyTokens(t string, add func(Span)) {
 	for i := 0; i < len(t); {
 		if !isTokenByte(t[i]) {
 			i++
@@ -103,20 +108,23 @@ func tokenLike(s string) bool {
 	return letters >= 4 && digits >= 1
 }
 
-// passwordByFirst indexes passwordWords by their first byte.
-var passwordByFirst = func() (t [256][]string) {
+// passwordByFirst indexes passwordWords by their first byte, either case;
+// passwordSecond says which second bytes follow it in some word.
+var passwordByFirst, passwordSecond = func() (t [256][]string, second [256][256]bool) {
 	for _, w := range passwordWords {
-		t[w[0]] = append(t[w[0]], w)
-		t[upper(w[0])] = append(t[upper(w[0])], w)
+		for _, f := range []byte{w[0], upper(w[0])} {
+			t[f] = append(t[f], w)
+			second[f][w[1]], second[f][upper(w[1])] = true, true
+		}
 	}
-	return t
+	return t, second
 }()
 
 // scanPasswords reports what password words introduce. One pass over word
 // starts; a word is compared only when its first letter could start one.
 func scanPasswords(t string, add func(Span)) {
 	for i := 0; i < len(t); i++ {
-		if (i > 0 && isLetter(t[i-1])) || len(passwordByFirst[t[i]]) == 0 {
+		if (i > 0 && isLetter(t[i-1])) || len(passwordByFirst[t[i]]) == 0 || i+1 == len(t) || !passwordSecond[t[i]][t[i+1]] {
 			continue
 		}
 		for _, w := range passwordByFirst[t[i]] {

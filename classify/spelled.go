@@ -121,8 +121,24 @@ func atHint(t string, i int) bool {
 		}
 		return j < len(t) && (t[j]|0x20) == 'a'
 	case c == 'a' || c == 'c' || c == 'k':
-		if i > 0 && isAlnum(t[i-1]) {
+		if (i > 0 && isAlnum(t[i-1])) || i+1 == len(t) {
 			return false
+		}
+		// The second letter first: most words starting with a, c or k
+		// are none of these.
+		switch n := t[i+1] | 0x20; c {
+		case 'a':
+			if n != 't' && n != 'r' {
+				return false
+			}
+		case 'c':
+			if n != 'h' {
+				return false
+			}
+		case 'k':
+			if n != 'l' {
+				return false
+			}
 		}
 		for _, w := range [...]string{"at", "arobase", "arroba", "chiocciola", "klammeraffe"} {
 			if len(t)-i >= len(w) && strings.EqualFold(t[i:i+len(w)], w) && (i+len(w) == len(t) || !isAlnum(t[i+len(w)])) {

@@ -90,6 +90,9 @@ var keyPrefixByFirst = func() (t [256][]string) {
 func (t trigger) windows(text string) []window {
 	switch t {
 	case digitRuns:
+		if strings.IndexAny(text, "0123456789") < 0 {
+			return nil
+		}
 		return runsAround(text, numberish, digitSeed, func(s string) bool { return countIf(s, isDigit) >= 4 })
 	case colonRuns:
 		return runsAround(text, hexColon, colonSeed, func(s string) bool { return strings.Count(s, ":") >= 2 })
