@@ -36,7 +36,7 @@ import (
 
 const (
 	maxDecodeDepth  = 3
-	maxDecodedBytes = 1 << 20 // at least; a request may decode four times its size
+	maxDecodedBytes = 1 << 20 // at least; a request may decode eight times its size
 	maxInflate      = 1 << 20 // decompressed bytes of one payload
 	minBase64Run    = 16
 	base64Probe     = 1024 // bytes decoded to decide whether a payload is text
