@@ -74,7 +74,7 @@ func TestSovereigntyCorpus(t *testing.T) {
 	fmt.Fprintf(&b, "  - {name: vllm, kind: selfhosted, jurisdiction: EU, base_url: %s/v1, api_key: k}\n", local.URL)
 	fmt.Fprintf(&b, "models:\n  - name: %s\n    deployments:\n      - {backend: openai, model: m}\n      - {backend: vllm, model: m}\n", corpus.Model)
 	b.WriteString("keys:\n")
-	tenants := []struct{ key, tenant, mode string }{{"sk-local", "t", "local_only"}, {"sk-redact", "acme", "redact"}}
+	tenants := []struct{ key, tenant, mode string }{{"sk-local", "t", "local_only"}, {"sk-redact", "acme", "redact"}, {"sk-strict", "clinic", "strict local_only"}}
 	for _, k := range tenants {
 		fmt.Fprintf(&b, "  - {id: %s, sha256: %s, tenant: %s, team: t}\n", k.tenant, gateway.HashKey(k.key), k.tenant)
 	}
@@ -138,7 +138,9 @@ func TestSovereigntyCorpus(t *testing.T) {
 			tn.mode, leaked, sensitive, keptLocal, clean, 100*float64(keptLocal)/float64(max(clean, 1)))
 		require.Empty(t, failed, "requests that failed")
 		require.Zero(t, leaked, "leaked: %v", leaks)
-		require.LessOrEqual(t, float64(keptLocal), 0.02*float64(clean), "kept local: %v", kept)
+		if tn.tenant != "clinic" { // strict trades clean traffic for safety; its figure is reported, not bounded
+			require.LessOrEqual(t, float64(keptLocal), 0.02*float64(clean), "kept local: %v", kept)
+		}
 		require.GreaterOrEqual(t, sensitive, 1000)
 		require.GreaterOrEqual(t, clean, 300)
 	}
