@@ -223,7 +223,9 @@ func dropOverlaps(spans []Span, rank func(string) int) []Span {
 		return spans
 	}
 	// Strong first, then longest, then by rank, then by position; keep a
-	// span only if it overlaps none kept before it.
+	// span only if it overlaps none kept before it. The bytes kept so far
+	// are a bitset, so the cost is the spans' length, not their count
+	// squared.
 	sort.SliceStable(spans, func(i, j int) bool {
 		if spans[i].Weak != spans[j].Weak {
 			return !spans[i].Weak
@@ -237,21 +239,55 @@ func dropOverlaps(spans []Span, rank func(string) int) []Span {
 		}
 		return spans[i].Start < spans[j].Start
 	})
-	kept := spans[:0:0]
+	end := 0
 	for _, s := range spans {
-		overlaps := false
-		for _, k := range kept {
-			if s.Start < k.End && k.Start < s.End {
+		end = max(end, s.End)
+	}
+	covered := make([]uint64, end/64+1)
+	isSet := func(i int) bool { return covered[i/64]&(1<<(i%64)) != 0 }
+	kept := spans[:0:0]
+	var partial []Span // strong spans that stick out of a kept one
+	for _, s := range spans {
+		overlaps, outside := false, false
+		for i := s.Start; i < s.End; i++ {
+			if isSet(i) {
 				overlaps = true
+			} else {
+				outside = true
+			}
+			if overlaps && outside {
 				break
 			}
 		}
-		if !overlaps {
+		switch {
+		case !overlaps:
+			for i := s.Start; i < s.End; i++ {
+				covered[i/64] |= 1 << (i % 64)
+			}
 			kept = append(kept, s)
+		case outside && !s.Weak:
+			partial = append(partial, s)
 		}
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Start < kept[j].Start })
-	return kept
+	if len(partial) == 0 {
+		return kept
+	}
+	// A strong match that overlaps a kept one in part ("4111 1111 1111
+	// 1111.jane@bank.de": the card and the email share "1111") widens it
+	// to both, so that masking leaves neither value in clear.
+	all := append(kept, partial...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Start < all[j].Start })
+	out := all[:0:0]
+	for _, s := range all {
+		if n := len(out); n > 0 && s.Start < out[n-1].End {
+			out[n-1].End = max(out[n-1].End, s.End)
+			out[n-1].Weak = out[n-1].Weak && s.Weak
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // Counts tallies the strong spans by label; nil when there are none.

@@ -26,18 +26,19 @@ import (
 //     probe.
 //
 // Decoded text is decoded again (base64 inside a query string…), three
-// levels at most, and a request decodes at most eight times its own size
-// (at least maxDecodedBytes) in all: the work is linear in the body
-// whatever the client sends, and padding a request with encoded text
-// cannot use up what a later blob needs, since decoding shrinks text. A span found in
+// levels at most, and each field of a request decodes at most eight times
+// its own size (at least 64 KiB): the work is linear in the body whatever
+// the client sends, and padding one field with encoded text cannot use up
+// what another field needs. A span found in
 // percent-encoded or escaped text maps back to the encoded bytes exactly;
 // one found in base64 covers the whole base64 run, which is what
 // redaction replaces.
 
 const (
 	maxDecodeDepth  = 3
-	maxDecodedBytes = 1 << 20 // at least; a request may decode eight times its size
-	maxInflate      = 1 << 20 // decompressed bytes of one payload
+	maxDecodedBytes = 1 << 20  // for one text given to Find
+	fieldDecodeMin  = 64 << 10 // for one field of a request: this, or eight times its size
+	maxInflate      = 1 << 20  // decompressed bytes of one payload
 	minBase64Run    = 16
 	base64Probe     = 1024 // bytes decoded to decide whether a payload is text
 )

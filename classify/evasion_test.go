@@ -163,7 +163,8 @@ func TestScanRequestKeysNumbersAndIDs(t *testing.T) {
 	for _, d := range f.Detections() {
 		got = append(got, d.Label+"@"+d.Path)
 	}
-	assert.ElementsMatch(t, []string{"EMAIL@user", "EMAIL@metadata.jane\\.doe\\@bank\\.de", "US_SSN@metadata.n",
+	// A key that holds data is named by its label: paths never hold values.
+	assert.ElementsMatch(t, []string{"EMAIL@user", "EMAIL@metadata.<EMAIL>", "US_SSN@metadata.n",
 		"CREDIT_CARD@messages.0.tool_calls.0.id", "CREDIT_CARD@messages.1.tool_call_id", "CREDIT_CARD@seed"}, got)
 	out, masked, err := (&Redactor{}).Body([]byte(body), f)
 	require.NoError(t, err)
@@ -182,4 +183,27 @@ func TestKeyNamesSecrets(t *testing.T) {
 	require.NoError(t, err)
 	f := c.ScanRequest([]byte(`{"metadata":{"password":"Summer2024!","api_key":"3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c","prompt_cache_key":"a8F3kL9mQ2xZ7vB4nC6dE1fG"}}`))
 	assert.Equal(t, map[string]int{Password: 1, APIKey: 1}, f.Counts())
+}
+
+// Cases from a review of the scanners.
+func TestReviewCases(t *testing.T) {
+	c, err := New()
+	require.NoError(t, err)
+	// A code glued to the first group does not hide the rest of the run.
+	for _, text := range []string{"form W2 123-45-6789", "employee E1042 - 123-45-6789", "jane,X1,123-45-6789"} {
+		assert.Contains(t, labels(c, text), "US_SSN=123-45-6789", text)
+	}
+	assert.Contains(t, labels(c, "room B2 (415) 555-2671"), "PHONE=(415) 555-2671")
+	// An address across the edge of the last search window is read whole.
+	long := "I will be at the office tomorrow afternoon, so if anything comes up with the contract, the invoice or the delivery, please write to jane (at) bank (dot) de"
+	assert.Contains(t, labels(c, long), "EMAIL=jane (at) bank (dot) de")
+	// Two values sharing bytes are masked together.
+	text := "pay 4111 1111 1111 1111.jane@bank.de now"
+	red := (&Redactor{}).Text(text, c.Find(text))
+	assert.NotContains(t, red, "jane")
+	assert.NotContains(t, red, "4111")
+	// Padding one field with encoded text does not use up another's decoding.
+	pad := strings.Repeat(`%252525 \\\\n`, 1) + strings.Repeat(" ", 200000)
+	body := `{"a_pad":"` + pad + `","b":"` + base64.StdEncoding.EncodeToString([]byte("contact jane.doe@bank.de please")) + `"}`
+	assert.Equal(t, map[string]int{Email: 1}, c.ScanRequest([]byte(body)).Counts())
 }

@@ -20,7 +20,8 @@ type jsonFrame struct {
 	object     bool
 	wantKey    bool
 	index      int
-	keyS, keyE int // the raw current key of an object
+	keyS, keyE int    // the raw current key of an object
+	keyLabel   string // what the key itself holds ("EMAIL"): the path names that, not the key
 }
 
 // jsonWalker reads a JSON document once, left to right, and reports every
@@ -75,7 +76,7 @@ func (w *jsonWalker) walk(yield func(jsonToken)) {
 			t := jsonToken{start: i, end: e, str: true}
 			if top != nil && top.object && top.wantKey {
 				t.key = true
-				top.keyS, top.keyE = i, e
+				top.keyS, top.keyE, top.keyLabel = i, e, ""
 			}
 			yield(t)
 			i = e
@@ -92,21 +93,42 @@ func (w *jsonWalker) walk(yield func(jsonToken)) {
 	}
 }
 
+// maxPathDepth bounds the levels a path names: a path is built for each
+// finding, and a body nested thousands deep must not cost thousands of
+// bytes per finding.
+const maxPathDepth = 32
+
 // path is the current token's path in gjson/sjson syntax
 // ("messages.1.content.0.text"); a key's path names the member it starts.
+// A key that holds sensitive data is written as its label ("<EMAIL>"): a
+// path is shown to people, and never holds a value. Past maxPathDepth
+// levels the path ends in "…".
 func (w *jsonWalker) path() string {
 	var sb strings.Builder
 	for k, f := range w.stack {
 		if k > 0 {
 			sb.WriteByte('.')
 		}
-		if f.object {
+		switch {
+		case k == maxPathDepth:
+			sb.WriteString("…")
+			return sb.String()
+		case f.object && f.keyLabel != "":
+			sb.WriteString("<" + f.keyLabel + ">")
+		case f.object:
 			sb.WriteString(escapePathKey(decodeString(w.b[f.keyS:f.keyE])))
-		} else {
+		default:
 			sb.WriteString(strconv.Itoa(f.index))
 		}
 	}
 	return sb.String()
+}
+
+// markKey records what the current key holds.
+func (w *jsonWalker) markKey(label string) {
+	if n := len(w.stack); n > 0 {
+		w.stack[n-1].keyLabel = label
+	}
 }
 
 // key is the key of the value being read, when it is an object's member.

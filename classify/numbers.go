@@ -142,22 +142,19 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 				}
 			}
 		}
-		// A card glued to other digits in one long group.
+		// A card glued to other digits in one long group: the group is
+		// one weak signal (a long group of random digits holds a
+		// Luhn-valid window almost surely, so more would say nothing).
 		for _, g := range gs {
-			if g.end-g.start <= 19 {
+			if n := g.end - g.start; n <= 19 || n > 64 {
 				continue
 			}
-			d := t[g.start:g.end]
-			for s := 0; s+13 <= len(d); s++ {
-				for l := 13; l <= 19 && s+l <= len(d); l++ {
-					if w := []byte(d[s : s+l]); cardPrefix(w) && luhn(w) {
-						add(Span{Start: g.start + s, End: g.start + s + l, Label: CreditCard, Weak: true})
-					}
-				}
+			if longGroupCard(t[g.start:g.end]) {
+				add(Span{Start: g.start, End: g.end, Label: CreditCard, Weak: true})
 			}
 		}
 		// US SSNs: 3-2-4 digits, or nine digits in one group.
-		if !r.gluedLeft && !r.gluedRight {
+		{
 			for i := range gs {
 				var end, n int
 				dashed := false
@@ -171,6 +168,9 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 					end, n = i+2, 9 // 372 194 410: an SSN only where the context says so
 				default:
 					continue
+				}
+				if (i == 0 && r.gluedLeft) || (end == len(gs)-1 && r.gluedRight) {
+					continue // part of a word or an id: W2123456789
 				}
 				d := digitsOf(t, gs[i:end+1], buf[:0])
 				s, e := gs[i].start, gs[end].end
@@ -186,10 +186,22 @@ func (c *Classifier) scanNumbers(t, hint string, add func(Span)) {
 				}
 			}
 		}
-		if !strong && !r.gluedLeft && !r.gluedRight {
+		if !strong {
 			c.phones.scan(t, hint, r, &phoneBudget, add)
 		}
 	})
+}
+
+// longGroupCard reports a card-like window inside a long digit group.
+func longGroupCard(d string) bool {
+	for s := 0; s+13 <= len(d); s++ {
+		for l := 13; l <= 19 && s+l <= len(d); l++ {
+			if w := []byte(d[s : s+l]); cardPrefix(w) && luhn(w) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cardPrefix accepts the issuer prefixes of the card networks: Visa 4,

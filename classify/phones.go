@@ -191,11 +191,15 @@ func nanpShape(gs []group) bool {
 func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func(Span)) {
 	gs := r.groups
 	var buf [64]byte
+	// Context is read once per run: the words around it.
+	said := hasContext(t, r.start, r.end, phoneWords) || containsWord(hint, phoneKeyWords)
 	for i := 0; i < len(gs); {
 		found := -1
 		tries := 0
 		for j := len(gs) - 1; j >= i && tries < 4; j-- {
-			said := hasContext(t, gs[i].start, gs[j].end, phoneWords) || containsWord(hint, phoneKeyWords)
+			if (i == 0 && r.gluedLeft) || (j == len(gs)-1 && r.gluedRight) {
+				continue // part of a word or an id
+			}
 			if !(i == 0 && r.plus) && (startsWithDate(t, gs[i:j+1]) || (!said && thousandsShape(t, gs[i:j+1]))) {
 				continue
 			}
@@ -208,6 +212,9 @@ func (pc *phoneChecker) scan(t, hint string, r *numberRun, budget *int, add func
 			}
 			tries++
 			start := gs[i].start
+			if i > 0 && t[start-1] == '(' {
+				start-- // "B2 (415) 555-2671": the area code's parenthesis
+			}
 			intl := i == 0 && r.plus
 			if i == 0 {
 				start = r.start

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -82,7 +83,6 @@ func (f Findings) Detections() []Detection {
 // decoded (normalize.go, decode.go). body must be valid JSON.
 func (c *Classifier) ScanRequest(body []byte) Findings {
 	var f Findings
-	b := &budget{bytes: max(maxDecodedBytes, 8*len(body))}
 	w := &jsonWalker{b: body}
 	w.walk(func(t jsonToken) {
 		var text string
@@ -101,12 +101,17 @@ func (c *Classifier) ScanRequest(body []byte) Findings {
 		if !t.key {
 			hint = strings.ToLower(splitWords(w.key()))
 		}
-		spans := c.scanText(text, hint, b, 0)
+		// Each text has a decoding budget of its own, in proportion to
+		// its size: one field cannot use up what another needs.
+		spans := c.scanText(text, hint, &budget{bytes: max(fieldDecodeMin, 8*len(text))}, 0)
 		if hint != "" {
 			spans = keyContext(hint, text, spans)
 		}
 		if len(spans) == 0 {
 			return
+		}
+		if t.key {
+			w.markKey(spans[0].Label)
 		}
 		f.Fields = append(f.Fields, Field{Path: w.path(), Key: t.key, Text: strings.Clone(text), Spans: spans,
 			start: t.start, end: t.end, number: !t.str})
@@ -230,8 +235,10 @@ func (r *Redactor) Body(body []byte, f Findings) ([]byte, map[string]int, error)
 				masked[s.Label]++
 			}
 		}
-		if fl.start < last || fl.end > len(body) {
-			continue // findings of another body
+		if fl.start < last || fl.end > len(body) || !sameText(body[fl.start:fl.end], fl) {
+			// Findings of another body: masking blind could leave a value
+			// in clear or break the JSON, so refuse.
+			return nil, nil, fmt.Errorf("redaction: the findings do not match this body at byte %d", fl.start)
 		}
 		enc, err := json.Marshal(red)
 		if err != nil {
@@ -248,6 +255,14 @@ func (r *Redactor) Body(body []byte, f Findings) ([]byte, map[string]int, error)
 		return body, masked, nil
 	}
 	return append(out, body[last:]...), masked, nil
+}
+
+// sameText reports whether raw is the token a field was read from.
+func sameText(raw []byte, fl Field) bool {
+	if fl.number {
+		return string(raw) == fl.Text
+	}
+	return decodeString(raw) == fl.Text
 }
 
 // Restorer returns what puts this redactor's values back into an answer.

@@ -141,7 +141,7 @@ func scanPasswords(t string, add func(Span)) {
 			}
 			j = skipLink(t, j)
 			s := j
-			for j < len(t) && !passwordEnd(t[j]) {
+			for j < len(t) && j-s <= 128 && !passwordEnd(t[j]) {
 				j++
 			}
 			e := j

@@ -59,12 +59,15 @@ func hasStopword(m string) bool {
 // candidate that fails ("me at jane dot doe" in "reach me at jane dot doe
 // at gmail dot com") is retried from its next word.
 func scanSpelledEmails(t string, add func(Span)) {
-	lo := -1 // end of the last window searched
+	lo, found := -1, 0 // end of the last window searched, and of the last address
 	for i := 0; i+1 < len(t); i++ {
-		if !atHint(t, i) || i < lo {
+		// A hint well inside the last window was searched with it; one
+		// near its end gets a window of its own, so that an address
+		// across the edge is read whole.
+		if !atHint(t, i) || i < lo-64 {
 			continue
 		}
-		s := max(i-96, 0, lo)
+		s := max(i-96, 0, found)
 		for s > 0 && s < i && t[s-1] != ' ' { // start at a word
 			s++
 		}
@@ -83,7 +86,7 @@ func scanSpelledEmails(t string, add func(Span)) {
 			case unambiguous.MatchString(match) ||
 				(commonTLDs[strings.ToLower(tld)] && (tld == strings.ToLower(tld) || match == strings.ToUpper(match)) && !hasStopword(match)):
 				add(Span{Start: s + ms, End: s + me, Label: Email})
-				pos = me
+				pos, found = me, s+me
 				continue
 			}
 			// Retry from the next word of the failed candidate.

@@ -39,7 +39,7 @@ func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
 		}
 	default:
 		return nil, &APIError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
-			Message: "Content-Encoding " + enc + " is not supported; send the body uncompressed, gzip or deflate."}
+			Message: "This Content-Encoding is not supported; send the body uncompressed, gzip or deflate."}
 	}
 	limit := int64(s.cfg.Server.BodyLimit)
 	if limit <= 0 {

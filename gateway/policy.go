@@ -79,13 +79,27 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 		}
 		return nil, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
 	}
+	// Redaction reads the findings' offsets in the body as the client sent
+	// it, so the output cap is applied after it, to each body.
+	rt, err := s.routeFor(call, d)
+	if err != nil {
+		return nil, err
+	}
 	if limit := d.Obligations.MaxOutputTokens; limit > 0 && call.op != providers.OpEmbeddings {
 		call.body = capOutputTokens(call.body, limit)
 		if call.maxTokens <= 0 || call.maxTokens > limit {
 			call.maxTokens = limit
 		}
+		for i, dep := range rt.Deployments {
+			if red, ok := dep.Provider.(redacting); ok {
+				red.body = capOutputTokens(red.body, limit)
+				cp := *dep
+				cp.Provider = red
+				rt.Deployments[i] = &cp
+			}
+		}
 	}
-	return s.routeFor(call, d)
+	return rt, nil
 }
 
 // policyInput builds the policy's view of a request; header reads the

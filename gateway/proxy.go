@@ -44,8 +44,13 @@ func parseCall(op providers.Operation, body []byte) (*call, error) {
 	}
 	// Parsers disagree on which copy of a duplicated key wins; the
 	// classifier and the upstream must read the same text.
+	// A key is named only when it is an identifier: a key may be data
+	// ("jane@bank.de"), and errors are logged.
 	if key, dup := duplicateKey(root); dup {
-		return nil, invalidRequest("invalid_json", "", "The request body repeats the key %q in one object.", key)
+		if identifier(key) {
+			return nil, invalidRequest("invalid_json", "", "The request body repeats the key %q in one object.", key)
+		}
+		return nil, invalidRequest("invalid_json", "", "The request body repeats a key in one object.")
 	}
 	m := root.Get("model")
 	switch {
@@ -197,6 +202,20 @@ func estimateUnary(call *call, resp []byte) *providers.Usage {
 }
 
 func estimateTokens(bytes int) int64 { return int64((bytes + 3) / 4) }
+
+// identifier reports a parameter-like key: letters, digits and _, 40 at
+// most, starting with a letter.
+func identifier(k string) bool {
+	if k == "" || len(k) > 40 || !(k[0] >= 'a' && k[0] <= 'z' || k[0] >= 'A' && k[0] <= 'Z') {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // duplicateKey finds a key that appears twice in one object, at any depth.
 func duplicateKey(v gjson.Result) (string, bool) {

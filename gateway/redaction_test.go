@@ -3,7 +3,11 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -13,6 +17,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/policies"
 )
 
 var placeholderRE = regexp.MustCompile(`\[[A-Z_]+_[0-9]+\]`)
@@ -99,4 +105,38 @@ func TestRedactionIsRestoredInStreamsSplitAnywhere(t *testing.T) {
 		require.Equal(t, "stop", acc.Choices[0].FinishReason)
 	}
 	assert.NotContains(t, bodiesSent(up), "jane.doe")
+}
+
+// A team's output cap rewrites the body; redaction still masks every value
+// (it reads the body as the client sent it, and the cap is applied after).
+func TestRedactionWithAnOutputCap(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"routing.rego", "data.json"} {
+		raw, err := fs.ReadFile(policies.Shipped(), name)
+		require.NoError(t, err)
+		if name == "data.json" {
+			raw = []byte(strings.Replace(string(raw), `"teams": {`, `"teams": {"t": {"max_output_tokens": 512},`, 1))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), raw, 0o644))
+	}
+	var split atomic.Int64
+	up := echoPlaceholders(t, &split)
+	base, _ := policyGateway(t, "policy: {audit: none, bundle: "+dir+"}\n", up)
+	// max_tokens before the messages: capping it moves every byte after it.
+	for _, max := range []int{1000000, 100000, 100} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/chat/completions",
+			strings.NewReader(fmt.Sprintf(`{"model":"chat","max_tokens":%d,"messages":[{"role":"user","content":"my email is jane@bank.de"}],"user":"x"}`, max)))
+		req.Header.Set("Authorization", "Bearer sk-redact")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var out openai.ChatCompletion
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, "Noted: jane@bank.de.", out.Choices[0].Message.Content)
+	}
+	for _, r := range up.up.received() {
+		assert.LessOrEqual(t, r.Body["max_tokens"], 512.0)
+		assert.NotContains(t, fmt.Sprint(r.Body["messages"]), "jane@bank.de")
+	}
 }
