@@ -58,6 +58,9 @@ type detector struct {
 	valid    func(string) bool
 	trigger  trigger
 	group    int // the submatch that is the entity; 0 is the whole match
+	// after, if set, checks the text after a match (a boundary RE2
+	// cannot look ahead for without consuming it).
+	after func(text string, end int) bool
 }
 
 // Custom is a detector from config: a label and a regular expression
@@ -192,6 +195,9 @@ func (c *Classifier) patterns(text string, spans []Span, windowed bool) []Span {
 					continue
 				}
 				if d.valid != nil && !d.valid(text[s:e]) {
+					continue
+				}
+				if d.after != nil && !d.after(text, e) {
 					continue
 				}
 				spans = append(spans, Span{Start: s, End: e, Label: d.label})

@@ -23,11 +23,26 @@ var builtin = []detector{
 	// An IPv4 address, also inside an identifier ("call_10.0.0.7"), not
 	// inside a longer dotted number.
 	{label: IPAddress, category: CategoryPII, trigger: digitRuns, group: 1,
-		re: regexp.MustCompile(`(?:^|[^0-9A-Za-z.])((?:\d{1,3}\.){3}\d{1,3})(?:\.?(?:[^0-9A-Za-z.]|$))`), valid: ipValid},
+		re: regexp.MustCompile(`(?:^|[^0-9A-Za-z.])((?:\d{1,3}\.){3}\d{1,3})`), valid: ipValid, after: ipv4After},
 	// An IPv6 address, not a path in code ("String::from", "Foo::Bar"):
 	// nothing of an identifier on either side.
 	{label: IPAddress, category: CategoryPII, trigger: colonRuns, group: 1,
-		re: regexp.MustCompile(`(?:^|[^0-9A-Za-z:])((?i:(?:[0-9a-f]{1,4}|::?)(?::[0-9a-f]{0,4}){1,7}(?:%[0-9a-z]+)?))(?:$|[^0-9A-Za-z_:])`), valid: ipValid},
+		re: regexp.MustCompile(`(?:^|[^0-9A-Za-z:])((?i:(?:[0-9a-f]{1,4}|::?)(?::[0-9a-f]{0,4}){1,7}(?:%[0-9a-z]+)?))`), valid: ipValid, after: ipv6After},
+}
+
+// ipv4After accepts what may follow an IPv4 address: not a digit, a
+// letter or another dotted number (a sentence's full stop is fine).
+func ipv4After(t string, e int) bool {
+	if e < len(t) && t[e] == '.' {
+		e++
+	}
+	return e == len(t) || (!isAlnum(t[e]) && t[e] != '.')
+}
+
+// ipv6After accepts what may follow an IPv6 address: nothing of an
+// identifier ("::from" is code).
+func ipv6After(t string, e int) bool {
+	return e == len(t) || !(isAlnum(t[e]) || t[e] == '_' || t[e] == ':')
 }
 
 func ipValid(s string) bool {
