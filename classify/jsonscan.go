@@ -2,7 +2,6 @@ package classify
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -149,11 +148,10 @@ func decodeString(raw []byte) string {
 	if bytes.IndexByte(in, '\\') < 0 {
 		return unsafe.String(unsafe.SliceData(in), len(in))
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return string(in)
+	if s, ok := decodeJSONString(raw); ok {
+		return s
 	}
-	return s
+	return string(in)
 }
 
 // escapePathKey escapes the characters gjson and sjson give meaning to.

@@ -31,25 +31,33 @@ type Findings struct {
 	Fields []Field // only fields with at least one entity, strong or weak
 }
 
-func (f Findings) spans() []Span {
-	var all []Span
+// tally counts the strong or the weak spans of every field by label.
+func (f Findings) tally(weak bool) map[string]int {
+	var m map[string]int
 	for _, fl := range f.Fields {
-		all = append(all, fl.Spans...)
+		for label, n := range tally(fl.Spans, weak) {
+			if m == nil {
+				m = map[string]int{}
+			}
+			m[label] += n
+		}
 	}
-	return all
+	return m
 }
 
 // Counts tallies the strong entities by label; nil when there are none.
-func (f Findings) Counts() map[string]int { return Counts(f.spans()) }
+func (f Findings) Counts() map[string]int { return f.tally(false) }
 
 // WeakCounts tallies the weak signals by label; nil when there are none.
-func (f Findings) WeakCounts() map[string]int { return WeakCounts(f.spans()) }
+func (f Findings) WeakCounts() map[string]int { return f.tally(true) }
 
 // Labels is the sorted set of labels found, strong and weak.
 func (f Findings) Labels() []string {
 	set := map[string]bool{}
-	for _, s := range f.spans() {
-		set[s.Label] = true
+	for _, fl := range f.Fields {
+		for _, s := range fl.Spans {
+			set[s.Label] = true
+		}
 	}
 	return slices.Sorted(maps.Keys(set))
 }
@@ -159,6 +167,13 @@ var cardWords = []string{"card", "cc", "pan", "ccnum", "kreditkarte", "karte", "
 // splitWords turns camelCase into separate words: "customerPhone" reads
 // "customer Phone".
 func splitWords(s string) string {
+	camel := false
+	for i := 1; i < len(s) && !camel; i++ {
+		camel = s[i] >= 'A' && s[i] <= 'Z' && s[i-1] >= 'a' && s[i-1] <= 'z'
+	}
+	if !camel {
+		return s // most keys: no copy
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if i > 0 && s[i] >= 'A' && s[i] <= 'Z' && s[i-1] >= 'a' && s[i-1] <= 'z' {
