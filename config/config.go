@@ -74,6 +74,11 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Ledger configures the cost ledger finance reconciles with.
 	Ledger Ledger `yaml:"ledger"`
+	// DataDir is where the gateway keeps local state that must survive a
+	// restart: the ledger's spool of entries not yet in the shared store.
+	// Default "data" (relative to the working directory); created when
+	// first needed.
+	DataDir string `yaml:"data_dir"`
 }
 
 // Telemetry configures OpenTelemetry.
@@ -114,6 +119,10 @@ type Ledger struct {
 	Store string `yaml:"store"`
 	// Retention is how long records are kept. Default 2160h (90 days).
 	Retention time.Duration `yaml:"retention"`
+	// SpoolLimit bounds the local spool (in data_dir) that keeps entries
+	// the shared store could not take until they are replayed into it.
+	// Default 256 MiB.
+	SpoolLimit ByteSize `yaml:"spool_limit"`
 	// ReferenceModels price each team's savings: what the request would
 	// have cost on this proprietary model (from the default price table)
 	// minus what it cost. Key "default" applies to teams not listed.
@@ -267,8 +276,12 @@ type Server struct {
 	// BodyLimit is the largest request body accepted; larger bodies get 413.
 	// Accepts a byte count or a size such as "8MiB". Default 8 MiB.
 	BodyLimit ByteSize `yaml:"body_limit"`
-	// ShutdownTimeout is how long in-flight requests, streams included, may
-	// run after a shutdown signal before connections are closed. Default 30s.
+	// ShutdownTimeout is how long shutdown takes at most: in-flight
+	// requests, streams included, may run until its last quarter (at most
+	// its last 2 s); requests still running then are canceled, streams
+	// end with an error event, and every request is billed. Quota
+	// settlements, ledger writes and the span export still running then
+	// get what is left, at least 1 s each. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// StreamKeepalive is how often an SSE comment is written to a streaming
 	// client while the upstream is silent, and how often the client's
@@ -285,6 +298,22 @@ type Server struct {
 	// IdleTimeout is how long an idle keep-alive connection stays open.
 	// Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// JSON bounds the shape of request bodies, checked in one linear pass
+	// before any other work; a body past a bound gets a 400 naming it.
+	JSON JSONLimits `yaml:"json"`
+}
+
+// JSONLimits bound a request body's shape. Zero fields take their
+// defaults.
+type JSONLimits struct {
+	// MaxDepth is the deepest nesting of arrays and objects. Default 64.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxStringBytes is the longest string or key, in bytes as sent
+	// (escapes included). Default: body_limit.
+	MaxStringBytes ByteSize `yaml:"max_string_bytes"`
+	// MaxArrayItems is the most elements in one array, and the most
+	// members in one object. Default 100000.
+	MaxArrayItems int `yaml:"max_array_items"`
 }
 
 // Log configures logging.

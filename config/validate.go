@@ -24,6 +24,10 @@ const (
 	DefaultFirstByte       = 120 * time.Second
 	DefaultBetweenChunks   = 30 * time.Second
 	DefaultMaxIdleConns    = 256
+
+	DefaultJSONMaxDepth      = 64
+	DefaultJSONMaxArrayItems = 100_000
+	DefaultSpoolLimit        = 256 << 20
 )
 
 func (c *Config) applyDefaults() {
@@ -35,6 +39,11 @@ func (c *Config) applyDefaults() {
 	orDefault(&s.ReadTimeout, DefaultReadTimeout)
 	orDefault(&s.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&s.JSON.MaxDepth, DefaultJSONMaxDepth)
+	orDefault(&s.JSON.MaxStringBytes, s.BodyLimit)
+	orDefault(&s.JSON.MaxArrayItems, DefaultJSONMaxArrayItems)
+	orDefault(&c.DataDir, "data")
+	orDefault(&c.Ledger.SpoolLimit, DefaultSpoolLimit)
 	orDefault(&c.Log.Level, "info")
 	orDefault(&c.Log.Format, "json")
 	orDefault(&c.Policy.OnError, "closed")

@@ -238,14 +238,33 @@ func (s *Server) Listen() error { return s.app.Listen(s.cfg.Server.Listen) }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for in-flight requests,
-// streams included, until ctx is done. Requests still running then are
-// canceled with ErrShuttingDown: a stream ends with an error event and is
-// logged and billed for what it used. Shutdown waits up to abortGrace for
-// those last words before returning ctx's error.
+// streams included, within ctx's deadline. The end of that time, a
+// quarter of it but at most abortGrace, is kept for the requests still
+// running then: they are canceled with ErrShuttingDown, and a stream ends
+// with an error event and is logged and billed for what it used. Then the
+// quota settlements and ledger writes still running, and the span export,
+// get what is left of the deadline, but at least backgroundGrace each
+// (a Redis that stopped answering costs at most that), so Shutdown
+// returns within ctx's deadline plus at most 2 x backgroundGrace. It
+// returns ctx's error when requests had to be canceled.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
-	err := s.app.ShutdownWithContext(ctx)
+	deadline, hasDeadline := ctx.Deadline()
+	left := func(floor time.Duration) time.Duration {
+		if !hasDeadline {
+			return max(floor, abortGrace)
+		}
+		return max(time.Until(deadline), floor)
+	}
+	drain := ctx
+	if hasDeadline {
+		grace := min(abortGrace, time.Until(deadline)/4)
+		var cancel context.CancelFunc
+		drain, cancel = context.WithDeadline(ctx, deadline.Add(-grace))
+		defer cancel()
+	}
+	err := s.app.ShutdownWithContext(drain)
 	if err != nil {
 		s.streamsMu.Lock()
 		s.aborting = true
@@ -255,12 +274,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Every request, streams included, ends in emit, which settles its
 	// quota and writes its ledger entry: wait for them (aborted ones end
 	// quickly), then for those writes, and only then close what they use.
-	s.requests.wait(abortGrace, true)
-	s.background.wait(5*time.Second, true)
+	s.requests.wait(left(0), true)
+	s.background.wait(left(backgroundGrace), true)
 	if s.ownsLocal {
 		s.local.Close()
 	}
-	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	tctx, cancel := context.WithTimeout(context.Background(), left(backgroundGrace))
 	_ = s.tel.Shutdown(tctx) // flush the last spans
 	cancel()
 	s.closeLedger()
@@ -269,8 +288,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// abortGrace is how long aborted streams get to write their error event.
-const abortGrace = 2 * time.Second
+// abortGrace is the most of Shutdown's time kept for aborted streams to
+// write their error event; backgroundGrace is the least given to the
+// writes that follow them.
+const (
+	abortGrace      = 2 * time.Second
+	backgroundGrace = time.Second
+)
 
 // streamStarted reports whether a new relay may start: not once shutdown
 // is aborting requests (it waits for running ones through s.requests).

@@ -228,7 +228,10 @@ func (r *relay) end(err error) {
 		w.Write(sseData)
 		w.Write(marshalError(e))
 		w.Write(sseEnd)
-	} else if r.rec.usage.Estimated && r.call.includeUsage {
+	} else {
+		r.s.router.Report(r.d, nil) // a clean end: the deployment is healthy
+	}
+	if errors.Is(err, io.EOF) && r.rec.usage.Estimated && r.call.includeUsage {
 		w.Write(sseData)
 		w.Write(r.usageChunk())
 		w.Write(sseEnd)

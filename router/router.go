@@ -178,7 +178,7 @@ func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, str
 			actx, end = r.StartAttempt(ctx, d)
 		}
 		err := attempt(actx, d)
-		attempts = r.record(ctx, attempts, d, err, start)
+		attempts = r.record(ctx, attempts, d, err, start, stream)
 		end(attempts[len(attempts)-1])
 		if err == nil {
 			if took := attempts[len(attempts)-1].Duration; stream {
@@ -210,10 +210,19 @@ func isRateLimit(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
 }
 
-// Report records the outcome of a stream after its first event, so that a
-// deployment failing mid-stream counts against its health too.
+// Report records how a stream that delivered its first event ended: nil or
+// io.EOF for a clean end, which counts as the deployment's success; a
+// retryable error (the upstream cut the stream, timed out between events,
+// or sent an error event such as overloaded) counts against its health
+// like a failed attempt. Other errors (the client went away, a request the
+// upstream refused) say nothing about the deployment. A stream's start is
+// not a success: a deployment that breaks every stream mid-way must reach
+// FailureThreshold, so only Report's clean end resets the count.
 func (r *Router) Report(d *Deployment, err error) {
-	if providers.IsRetryable(err) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		d.health.success()
+	case providers.IsRetryable(err):
 		d.health.failure(time.Now())
 	}
 }
@@ -240,12 +249,15 @@ func (r *Router) order(rt *Route) []*Deployment {
 }
 
 // record notes an attempt's outcome. A failure caused by the caller going
-// away says nothing about the deployment and does not count against it.
-func (r *Router) record(ctx context.Context, attempts []Attempt, d *Deployment, err error, start time.Time) []Attempt {
+// away says nothing about the deployment and does not count against it. A
+// stream's first event is not yet a success (see Report).
+func (r *Router) record(ctx context.Context, attempts []Attempt, d *Deployment, err error, start time.Time, stream bool) []Attempt {
 	now := time.Now()
 	switch {
 	case err == nil:
-		d.health.success()
+		if !stream {
+			d.health.success()
+		}
 	case ctx.Err() != nil:
 	case providers.IsRetryable(err):
 		d.health.failure(now)

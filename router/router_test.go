@@ -293,3 +293,44 @@ func TestStartAttemptHook(t *testing.T) {
 	assert.Equal(t, []any{"attempt on b"}, b.seen)
 	assert.Equal(t, []string{"a:true", "b:false"}, ended)
 }
+
+// A deployment that starts every stream and cuts it mid-way is taken out
+// of rotation like one that fails at once: the stream's start does not
+// reset the failure count, only a clean end does.
+func TestStreamsCutMidwayEject(t *testing.T) {
+	cut := &providers.Error{Status: http.StatusBadGateway, Retryable: true}
+	tests := []struct {
+		name    string
+		ends    []error // how each stream on deployment a ends, in turn
+		healthy bool
+	}{
+		{"every stream cut", []error{cut, cut, cut}, false},
+		{"cut, clean end, cut, cut", []error{cut, nil, cut, cut}, true},
+		{"error event then clean ends", []error{cut, io.EOF, io.EOF}, true},
+		{"client cancellations say nothing", []error{context.Canceled, context.Canceled, context.Canceled}, true},
+		{"non-retryable refusals say nothing", []error{&providers.Error{Status: http.StatusBadRequest}, &providers.Error{Status: http.StatusBadRequest}, &providers.Error{Status: http.StatusBadRequest}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := &fake{events: []string{"one", "two"}}, &fake{events: []string{"one"}}
+			r := New([]*Route{route(a, b)})
+			rt, _ := r.Lookup("m")
+			for _, end := range tc.ends {
+				res, err := r.Stream(context.Background(), rt, &providers.Request{})
+				require.NoError(t, err)
+				require.Equal(t, "a", res.Deployment.Backend, "a is tried while healthy")
+				_, err = res.Stream.Recv()
+				require.NoError(t, err)
+				r.Report(res.Deployment, end)
+			}
+			assert.Equal(t, tc.healthy, rt.Deployments[0].Healthy())
+			res, err := r.Stream(context.Background(), rt, &providers.Request{})
+			require.NoError(t, err)
+			want := "a"
+			if !tc.healthy {
+				want = "b"
+			}
+			assert.Equal(t, want, res.Deployment.Backend, "the next stream goes to the healthy fallback")
+		})
+	}
+}
