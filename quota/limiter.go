@@ -24,12 +24,14 @@ type Mode string
 
 // Modes.
 const (
-	// FailOpen admits the request uncounted.
+	// FailOpen admits the request. Its Ticket reserved nothing, but its
+	// settlement still records what it actually used (if the store is
+	// back by then).
 	FailOpen Mode = "fail_open"
 	// FailClosed refuses it (503).
 	FailClosed Mode = "fail_closed"
 	// LocalOnly admits it for local and self-hosted backends only, which
-	// cost no proprietary budget.
+	// cost no proprietary budget; it is settled as FailOpen's.
 	LocalOnly Mode = "local_only"
 )
 
@@ -76,14 +78,16 @@ type Options struct {
 	// ReservationTTL is how long a reservation holds before it is
 	// released unsettled (a crashed replica). Default 10 minutes.
 	ReservationTTL time.Duration
-	// BreakFor is how long the store is not asked again after it failed,
-	// so no request waits on a dead store. Default 1 second.
-	BreakFor time.Duration
+	// Breaker configures the circuit breaker that keeps requests from
+	// waiting on a failing store (see BreakerOptions); the zero value is
+	// its defaults. Settlements do not go through it.
+	Breaker BreakerOptions
 	// BudgetCacheFor is how long a subject's budget state, as the last
 	// admission saw it, serves the policy input before it is read again.
 	// Default 2 seconds.
 	BudgetCacheFor time.Duration
 	// Now is the clock for calendar periods; nil means time.Now (UTC).
+	// The breaker has its own monotonic clock, Breaker.Clock.
 	Now func() time.Time
 }
 
@@ -92,9 +96,7 @@ type Options struct {
 type Limiter struct {
 	o      Options
 	errors atomic.Int64
-	// brokenUntil is when the store may be asked again, unix nanoseconds.
-	brokenUntil atomic.Int64
-	degraded    atomic.Bool
+	br     *breaker
 
 	mu    sync.Mutex
 	cache map[string]cachedStates // subject tag+scope+id -> states
@@ -110,16 +112,13 @@ func New(o Options) *Limiter {
 	if o.ReservationTTL <= 0 {
 		o.ReservationTTL = 10 * time.Minute
 	}
-	if o.BreakFor <= 0 {
-		o.BreakFor = time.Second
-	}
 	if o.BudgetCacheFor <= 0 {
 		o.BudgetCacheFor = 2 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Limiter{o: o, cache: map[string]cachedStates{}}
+	return &Limiter{o: o, br: newBreaker(o.Breaker), cache: map[string]cachedStates{}}
 }
 
 // Enabled reports whether any limit is configured.
@@ -156,6 +155,20 @@ func (l *Limiter) checks(s Subject, a Amounts) ([]Check, Mode) {
 	return out, mode
 }
 
+// Mode is what Admit does for s when the store fails: the strictest
+// failure mode of the limits that apply to s, or FailOpen when none does
+// (Admit then does not ask the store).
+func (l *Limiter) Mode(s Subject) Mode {
+	if !l.Enabled() {
+		return FailOpen
+	}
+	checks, mode := l.checks(s, Amounts{})
+	if len(checks) == 0 {
+		return FailOpen
+	}
+	return mode
+}
+
 func stricter(a, b Mode) Mode {
 	rank := map[Mode]int{"": 0, FailOpen: 0, LocalOnly: 1, FailClosed: 2}
 	if rank[b] > rank[a] {
@@ -187,7 +200,10 @@ type Result struct {
 // the request (the store failed under a local_only limit).
 func (r *Result) LocalOnly() bool { return r.StoreErr != nil && r.Mode == LocalOnly }
 
-// Ticket is an admitted request's reservation; Settle it exactly once.
+// Ticket is an admitted request's reservation; Settle it exactly once. A
+// request admitted while the store failed (fail_open, local_only) also
+// has one, which reserved nothing: its settlement records the whole of
+// what it used.
 type Ticket struct {
 	l       *Limiter
 	subject Subject
@@ -198,7 +214,9 @@ type Ticket struct {
 
 // Admit reserves a request's estimated amounts against every limit that
 // applies to s, atomically. A nil Ticket with an allowed Result means no
-// limit applies (or the store failed open).
+// limit applies. When the store fails and the limits' mode admits the
+// request anyway (Result.StoreErr and Mode say so), the Ticket reserved
+// nothing, and its Settle records the actual usage in full.
 func (l *Limiter) Admit(ctx context.Context, s Subject, est Amounts) (*Ticket, *Result) {
 	checks, mode := l.checks(s, est)
 	if len(checks) == 0 {
@@ -209,7 +227,19 @@ func (l *Limiter) Admit(ctx context.Context, s Subject, est Amounts) (*Ticket, *
 		return l.o.Store.Reserve(ctx, tag(s), id, checks, l.o.ReservationTTL)
 	})
 	if err != nil {
-		return nil, &Result{Allowed: mode != FailClosed, StoreErr: err, Mode: mode}
+		r := &Result{Allowed: mode != FailClosed, StoreErr: err, Mode: mode}
+		if !r.Allowed {
+			return nil, r
+		}
+		// Settled under the same id: if the reservation was made after
+		// all (its reply lost), the store settles it; if not, the checks'
+		// zero Amounts tell it that nothing was taken.
+		unreserved := make([]Check, len(checks))
+		for i, c := range checks {
+			c.Amount = 0
+			unreserved[i] = c
+		}
+		return &Ticket{l: l, subject: s, id: id, checks: unreserved}, r
 	}
 	l.remember(s, adm.States)
 	r := &Result{Allowed: adm.Allowed, Denied: adm.Denied, RetryAfter: adm.RetryAfter, States: adm.States}
@@ -245,6 +275,9 @@ func (t *Ticket) Settle(ctx context.Context, actual Amounts) error {
 			return err
 		}
 		t.l.errors.Add(1)
+		if attempt == 2 {
+			break // no wait after the last attempt
+		}
 		select {
 		case <-ctx.Done():
 			return err
@@ -254,22 +287,21 @@ func (t *Ticket) Settle(ctx context.Context, actual Amounts) error {
 	return err
 }
 
-// call runs one store operation behind the circuit breaker: after a
-// failure the store is left alone for BreakFor, and the operation fails
-// at once with ErrStore.
+// call runs one store operation behind the circuit breaker (see
+// BreakerOptions): while it is open, the operation fails at once with
+// ErrStore. Only ErrStore failures count against the store.
 func (l *Limiter) call(f func() (Admission, error)) (Admission, error) {
-	if time.Now().UnixNano() < l.brokenUntil.Load() {
+	probe, ok := l.br.allow()
+	if !ok {
 		l.errors.Add(1)
-		return Admission{}, fmt.Errorf("%w: waiting before asking it again", ErrStore)
+		return Admission{}, fmt.Errorf("%w: failing; not asked again for a moment", ErrStore)
 	}
 	adm, err := f()
-	if err != nil && errors.Is(err, ErrStore) {
+	failed := err != nil && errors.Is(err, ErrStore)
+	if failed {
 		l.errors.Add(1)
-		l.degraded.Store(true)
-		l.brokenUntil.Store(time.Now().Add(l.o.BreakFor).UnixNano())
-		return adm, err
 	}
-	l.degraded.Store(false)
+	l.br.done(probe, failed)
 	return adm, err
 }
 
@@ -376,8 +408,17 @@ func (l *Limiter) Reset(ctx context.Context, s Subject) error {
 
 // Status is what /readyz shows.
 type Status struct {
-	Degraded    bool  `json:"degraded"`
+	// Degraded: the breaker is not closed, or the last store call failed.
+	Degraded bool `json:"degraded"`
+	// StoreErrors counts store calls that failed or that the open breaker
+	// failed at once, and failed settlement attempts.
 	StoreErrors int64 `json:"store_errors"`
+	// Breaker is the breaker's state.
+	Breaker BreakerState `json:"breaker"`
+	// WindowCalls and WindowFailures are the store calls, and the failed
+	// ones, in the breaker's rolling window.
+	WindowCalls    int `json:"window_calls"`
+	WindowFailures int `json:"window_failures"`
 }
 
 // Pinger is a Store that can be asked whether it is reachable.
@@ -385,19 +426,30 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Probe asks a degraded store whether it is back, at most once per
-// breaker period, so that readiness recovers without traffic.
+// Probe asks a degraded store whether it is back, so that readiness
+// recovers without traffic. It is a call like any other: while the
+// breaker is open it does nothing; half-open, it is the probe when no
+// other call is.
 func (l *Limiter) Probe(ctx context.Context) {
 	p, ok := l.o.Store.(Pinger)
-	if !ok || !l.degraded.Load() {
+	if !ok || !l.br.status().degraded {
 		return
 	}
-	_, _ = l.call(func() (Admission, error) { return Admission{}, p.Ping(ctx) })
+	probe, ok := l.br.allow()
+	if !ok {
+		return
+	}
+	err := p.Ping(ctx)
+	if err != nil {
+		l.errors.Add(1)
+	}
+	l.br.done(probe, err != nil)
 }
 
-// Status reports whether the store is failing and how often it failed.
+// Status reports the breaker's state and how often the store failed.
 func (l *Limiter) Status() Status {
-	return Status{Degraded: l.degraded.Load(), StoreErrors: l.errors.Load()}
+	b := l.br.status()
+	return Status{Degraded: b.degraded, StoreErrors: l.errors.Load(), Breaker: b.state, WindowCalls: b.calls, WindowFailures: b.failures}
 }
 
 func newID() string {

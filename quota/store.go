@@ -2,6 +2,25 @@
 // team and tenant: reserve at admission, settle with the actual usage
 // after the response, atomically across gateway replicas when the Store is
 // Redis.
+//
+// # How far a budget can be overspent
+//
+// A request is admitted only when the budget's spent plus reserved plus
+// its estimate fits the limit. Its settlement replaces what it still
+// holds with what it actually used, in full, even past the limit: spent
+// may then exceed the limit, and no request fits until the period ends.
+// So, with K requests in flight (admitted and not yet settled) at the
+// last admission that fit, spend passes the budget by at most the sum of
+// their (actual - reserved), and never when each of them used no more
+// than it reserved. "Reserved" is what a request still holds when it
+// settles: nothing for a reservation that expired first (ReservationTTL)
+// and for a request admitted while the store failed (fail_open,
+// local_only; such requests count among the K), whose whole actual usage
+// counts.
+//
+// Rates (requests and tokens per minute) are settled the same way: a
+// request that used more tokens than it reserved pushes the counter's
+// next admission further out.
 package quota
 
 import (
@@ -91,7 +110,11 @@ type Store interface {
 	// Settle replaces what reservation id took with actual amounts, per
 	// check Key (a key absent from actual settles at zero). Only the
 	// first Settle of an id counts. A reservation that already expired
-	// still records its actual spend.
+	// still records its actual spend. When the store no longer knows
+	// what id took (its record expired, or it was never reserved), a
+	// Rate check is taken to have reserved its Amount: so an id that was
+	// never reserved, settled with checks whose Amounts are zero,
+	// records the actual amounts in full.
 	Settle(ctx context.Context, tag, id string, checks []Check, actual map[string]int64) error
 	// Peek reads counters without changing them.
 	Peek(ctx context.Context, tag string, checks []Check) ([]State, error)

@@ -243,8 +243,8 @@ var storeCases = []struct {
 		}
 		// A full rate leaves the budget untouched.
 		one := stRate("rpm1", Requests, 1, time.Minute, 1)
+		e.start() // RetryAfter counts from this reservation
 		stAllowed(t, "the one request", e.reserve(t, "b", stTTL, one))
-		e.start()
 		a = e.reserve(t, "c", stTTL, stWith(b, 100), one)
 		stDenied(t, "rate full", a, "rpm1")
 		stBelow(t, "RetryAfter", a.RetryAfter, time.Minute, e.slack())
@@ -407,6 +407,119 @@ var storeCases = []struct {
 		a, err := e.store.Reserve(stCtx(t), e.tag, "id", nil, stTTL)
 		if err != nil || !a.Allowed {
 			t.Fatalf("Reserve of no checks = %+v, %v", a, err)
+		}
+	}},
+	{"SettleUnreserved", func(t *testing.T, e *stEnv) {
+		// A fail_open admission: never reserved, settled with checks of
+		// zero Amount, records the actual amounts in full.
+		r := stRate("tpm", Tokens, 1000, time.Minute, 0)
+		b := stBudget("usd", 1_000_000, 0)
+		e.start()
+		e.settle(t, "never", map[string]int64{"tpm": 300, "usd": 400_000}, r, b)
+		s := e.peek(t, r, b)
+		stNear(t, "tokens", s[0].Remaining, 700, e.tol(1000, time.Minute))
+		stNear(t, "budget", s[1].Remaining, 600_000, 0)
+		// Settled once, whichever replica repeats it.
+		if err := e.other.Settle(stCtx(t), e.tag, "never", []Check{r, b}, map[string]int64{"tpm": 300, "usd": 400_000}); err != nil {
+			t.Fatal(err)
+		}
+		stNear(t, "budget after a repeat", e.peek(t, b)[0].Remaining, 600_000, 0)
+		// The reply was lost but the reservation was made: settling with
+		// zero Amounts still releases what it took.
+		stAllowed(t, "reserve", e.reserve(t, "lost", stTTL, stWith(r, 500), stWith(b, 500_000)))
+		e.settle(t, "lost", map[string]int64{"tpm": 100, "usd": 50_000}, r, b)
+		s = e.peek(t, r, b)
+		stNear(t, "tokens after the lost reply", s[0].Remaining, 600, e.tol(1000, time.Minute))
+		stNear(t, "budget after the lost reply", s[1].Remaining, 550_000, 0)
+	}},
+	{"OverspendChargedPastLimit", func(t *testing.T, e *stEnv) {
+		b := stBudget("usd", 1_000_000, 600_000)
+		stAllowed(t, "600k of 1M", e.reserve(t, "a", stTTL, b))
+		e.settle(t, "a", map[string]int64{"usd": 1_500_000}, b)
+		stNear(t, "remaining", e.peek(t, b)[0].Remaining, 0, 0)
+		// The same counter under a higher limit shows what was spent.
+		stNear(t, "spent (10M - remaining)", e.peek(t, Check{Key: "usd", Kind: Budget, Metric: USD, Limit: 10_000_000, Period: time.Hour})[0].Remaining, 10_000_000-1_500_000, 0)
+		stDenied(t, "the next request", e.reserve(t, "b", stTTL, stWith(b, 1)), "usd")
+		stDenied(t, "even one estimated at zero", e.reserve(t, "c", stTTL, stWith(b, 0)), "usd")
+	}},
+	{"ConcurrentOvershootBounded", func(t *testing.T, e *stEnv) {
+		// 40 requests at once reserve 100k each of 1M (10 fit), then
+		// settle at once at 100k plus an excess from -30k to +60k: spend
+		// passes the limit by exactly the sum of the admitted ones'
+		// (actual - reserved), which is at most the sum of their
+		// positive excesses.
+		const limit, est = 1_000_000, 100_000
+		b := Check{Key: "usd", Kind: Budget, Metric: USD, Limit: limit, Period: time.Hour, Amount: est}
+		wide := stWith(b, 0)
+		wide.Limit = 100 * limit
+		var mu sync.Mutex
+		var admitted []string
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 40 {
+			s := e.store
+			if i%2 == 1 {
+				s = e.other
+			}
+			wg.Go(func() {
+				<-start
+				id := fmt.Sprint("c", i)
+				a, err := s.Reserve(context.Background(), e.tag, id, []Check{b}, stTTL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a.Allowed {
+					mu.Lock()
+					admitted = append(admitted, id)
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(admitted) != 10 {
+			t.Fatalf("%d admitted, want 10", len(admitted))
+		}
+		var sum, positive int64
+		for j, id := range admitted {
+			excess := int64(j-3) * 10_000 // -30k .. +60k
+			sum += excess
+			positive += max(excess, 0)
+			s := e.store
+			if j%2 == 1 {
+				s = e.other
+			}
+			wg.Go(func() {
+				if err := s.Settle(context.Background(), e.tag, id, []Check{b}, map[string]int64{"usd": est + excess}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		spent := wide.Limit - e.peek(t, wide)[0].Remaining
+		if spent-limit != sum || sum > positive || sum <= 0 {
+			t.Fatalf("spent %d: %d past the limit, want %d (sum of excesses, at most %d)", spent, spent-limit, sum, positive)
+		}
+		stDenied(t, "once past the limit", e.reserve(t, "next", stTTL, stWith(b, 0)), "usd")
+
+		// When none uses more than it reserved, spend stays within the
+		// limit.
+		e.tag += ":under"
+		for j := range 10 {
+			stAllowed(t, "reserve", e.reserve(t, fmt.Sprint("u", j), stTTL, b))
+		}
+		stDenied(t, "full", e.reserve(t, "u10", stTTL, stWith(b, 1)), "usd")
+		for j := range 10 {
+			wg.Go(func() {
+				if err := e.store.Settle(context.Background(), e.tag, fmt.Sprint("u", j), []Check{b}, map[string]int64{"usd": est - int64(j)*1000}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if spent := wide.Limit - e.peek(t, wide)[0].Remaining; spent != 10*est-45_000 {
+			t.Fatalf("spent %d, want %d", spent, 10*est-45_000)
 		}
 	}},
 	{"ConcurrentBudgetExactlyFits", func(t *testing.T, e *stEnv) {
