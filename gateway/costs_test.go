@@ -40,13 +40,17 @@ func TestCostLedger(t *testing.T) {
 	}
 	for name, extra := range stores {
 		t.Run(name, func(t *testing.T) {
+			extra += "data_dir: " + t.TempDir() + "\n" // the ledger's spool
 			var n atomic.Int64
 			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, chatCompletion("qwen", "hi", 100+int(n.Add(1)), 20, 10))
 			})
 			admin := "admin:\n  keys:\n    - {id: ops, sha256: " + gateway.HashKey(adminKey) + "}\n"
 			base, _ := startGateway(t, gatewayConfig(t, admin+extra, route{name: "chat", upstream: "qwen", backends: []string{up.URL + "/v1"}}))
-			start := time.Now().UTC().Add(-time.Second)
+			// Entries are stamped when settled, after this; no slack, so
+			// that a previous run's (-count) against the same Redis
+			// ledger stays out.
+			start := time.Now().UTC()
 
 			var sum pricing.Cost
 			for range 5 {
@@ -65,13 +69,23 @@ func TestCostLedger(t *testing.T) {
 					PromptTokens int64  `json:"prompt_tokens"`
 					CostUSD      string `json:"cost_usd"`
 				} `json:"totals"`
+				Pending *struct {
+					Entries *int64 `json:"entries"`
+					Bytes   *int64 `json:"bytes"`
+				} `json:"pending"`
 			}
 			require.Eventually(t, func() bool {
 				resp, body := adminGet(t, base+"/switchyard/costs?group_by=team&from="+from, adminKey)
 				require.Equal(t, 200, resp.StatusCode, "%s", body)
 				require.NoError(t, json.Unmarshal(body, &totals))
+				assert.Equal(t, "0", resp.Header.Get("X-Switchyard-Ledger-Pending"))
 				return len(totals.Totals) == 1 && totals.Totals[0].Requests == 5
 			}, 5*time.Second, 20*time.Millisecond)
+			require.NotNil(t, totals.Pending, "always reported")
+			require.NotNil(t, totals.Pending.Entries)
+			require.NotNil(t, totals.Pending.Bytes)
+			assert.Zero(t, *totals.Pending.Entries, "nothing spooled")
+			assert.Zero(t, *totals.Pending.Bytes)
 			tot := totals.Totals[0]
 			assert.Equal(t, "search", tot.Group)
 			assert.Equal(t, sum.String(), tot.CostUSD, "the ledger's total is the sum of the responses' costs")
@@ -80,6 +94,7 @@ func TestCostLedger(t *testing.T) {
 			resp, body := adminGet(t, base+"/switchyard/costs?format=csv&from="+from, adminKey)
 			require.Equal(t, 200, resp.StatusCode)
 			assert.Contains(t, resp.Header.Get("Content-Type"), "text/csv")
+			assert.Equal(t, "0", resp.Header.Get("X-Switchyard-Ledger-Pending"))
 			rows, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
 			require.NoError(t, err)
 			assert.Len(t, rows, 1+5)

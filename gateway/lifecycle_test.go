@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -129,7 +130,7 @@ func TestStreamErrorEvents(t *testing.T) {
 			assert.Contains(t, stream.Err().Error(), tc.msg)
 			assert.Contains(t, stream.Err().Error(), tc.code)
 
-			lines := readRawStream(t, base, `{"model":"`+tc.model+`","stream":true,"messages":[]}`)
+			lines := readRawStream(t, base, `{"model":"`+tc.model+`","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 			assert.NotContains(t, lines, "data: [DONE]", "a failed stream does not claim to be complete")
 			cost := costOf(t, lines)
 			assert.EqualValues(t, 1, cost["completion_tokens"], "what was streamed is billed: one chunk, estimated")
@@ -185,6 +186,27 @@ func TestShutdownDeadlineEndsStreamsWithAnError(t *testing.T) {
 	}
 	require.Error(t, stream.Err())
 	assert.Contains(t, stream.Err().Error(), "server_shutting_down")
+}
+
+// A Serve that starts after Shutdown began (a process told to stop while
+// starting) returns at once and closes its listener, rather than serving
+// on or hanging.
+func TestServeAfterShutdownReturns(t *testing.T) {
+	srv, err := gateway.New(gatewayConfig(t, "", route{name: "chat", backends: []string{deadUpstream(t)}}), gateway.Options{})
+	require.NoError(t, err)
+	require.NoError(t, srv.Shutdown(context.Background()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, gateway.ErrServerClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve after Shutdown did not return")
+	}
+	_, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	assert.Error(t, err, "the listener is closed")
 }
 
 func TestReadTimeoutDropsSlowClients(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -98,6 +99,9 @@ type Server struct {
 	version    string
 	started    time.Time
 	draining   atomic.Bool
+	lnMu       sync.Mutex
+	listeners  []net.Listener // given to Serve, closed by Shutdown
+	closed     bool           // Shutdown has begun: Serve refuses
 
 	// base is the parent of every upstream call's context; abort cancels
 	// it when the shutdown deadline passes.
@@ -129,6 +133,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	warmEncodings(r)
 	keys, err := newKeyring(cfg.Keys, r)
 	if err != nil {
 		return nil, err
@@ -153,7 +158,15 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	costs, closeLedger := newLedger(cfg)
+	costs, closeLedger, err := openLedger(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !built {
+			_ = closeLedger() // a later step failed: release the spool's lock
+		}
+	}()
 	tr := cfg.Telemetry.Traces
 	headers := make(map[string]string, len(tr.Headers))
 	for k, v := range tr.Headers {
@@ -191,6 +204,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	s.app.Server().ConnState = clearDeadlineWhenIdle
 	r.StartAttempt = s.startAttempt
 	if err := s.registerGauges(); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if err := s.registerLedgerMetrics(); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	s.routes()
@@ -232,10 +248,30 @@ func (s *Server) routes() {
 func (s *Server) Router() *router.Router { return s.router }
 
 // Listen serves on the configured address until Shutdown.
-func (s *Server) Listen() error { return s.app.Listen(s.cfg.Server.Listen) }
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// ErrServerClosed is what Serve returns when Shutdown came first.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Serve serves on ln until Shutdown, which closes ln. Called after
+// Shutdown has begun, it closes ln and returns ErrServerClosed at once.
+func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	return s.app.Listener(ln)
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests,
 // streams included, within ctx's deadline. The end of that time, a
@@ -250,6 +286,15 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.stopWatch()
+	s.lnMu.Lock()
+	s.closed = true
+	listeners := s.listeners
+	s.lnMu.Unlock()
+	defer func() {
+		for _, ln := range listeners {
+			_ = ln.Close() // a Serve that began after the server's own shutdown
+		}
+	}()
 	deadline, hasDeadline := ctx.Deadline()
 	left := func(floor time.Duration) time.Duration {
 		if !hasDeadline {

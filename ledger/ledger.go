@@ -8,11 +8,17 @@
 // and is printed as an exact decimal, never through a float.
 //
 // Two Stores are provided: Memory, for a single process and tests, and
-// Redis, one stream per UTC day shared by every gateway replica.
+// Redis, one stream per UTC day shared by every gateway replica. Spooled
+// wraps a Store (Redis) with a durable local spool, so that an entry the
+// shared store cannot take right now is written to disk and replayed into
+// it later: the ledger loses no entry to a store outage. Entries carry an
+// ID and stores record each ID once, which makes retries and replays safe.
 package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,6 +27,14 @@ import (
 
 // Entry is one settled request.
 type Entry struct {
+	// ID identifies the entry itself, for idempotence: a store records
+	// an entry with a given non-empty ID at most once, so an append
+	// retried after a lost reply (a timeout after Redis ran it) or
+	// replayed from the Spooled store's spool is not counted twice. The
+	// gateway makes a random one per settled request (NewID); it is not
+	// the request ID, which a client may repeat. An empty ID is never
+	// deduplicated.
+	ID string
 	// Time is when the request was settled. Stores keep it in UTC; the
 	// zero time is replaced by the store's current time on Append.
 	Time time.Time
@@ -47,10 +61,17 @@ type Entry struct {
 	Estimated bool
 }
 
+// NewID returns a random entry ID: 16 random bytes in lowercase hex.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b[:])
+}
+
 // Store is where entries are kept. Implementations are safe for
 // concurrent use.
 type Store interface {
-	// Append records one entry.
+	// Append records one entry, at most once per non-empty Entry.ID.
 	Append(ctx context.Context, e Entry) error
 	// Range calls f for every entry with from <= Time < to, UTC day by
 	// UTC day, oldest first; within a day entries come in time order

@@ -9,6 +9,9 @@ import (
 
 // Memory is a Store in process memory, for a single gateway and for
 // tests. Entries are kept in time order (equal times in append order).
+// An entry whose non-empty ID is already kept is not appended again; the
+// IDs remembered are those of the kept entries, so they are bounded by
+// retention and by the bound on entries like the entries themselves.
 type Memory struct {
 	retention time.Duration
 	now       func() time.Time
@@ -17,7 +20,8 @@ type Memory struct {
 	max int
 
 	mu      sync.RWMutex
-	entries []Entry // sorted by Time
+	entries []Entry             // sorted by Time
+	ids     map[string]struct{} // the non-empty IDs of entries
 }
 
 var _ Store = (*Memory)(nil)
@@ -42,7 +46,7 @@ func NewMemory(retention time.Duration, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{retention: retention, now: now, max: DefaultMaxEntries}
+	return &Memory{retention: retention, now: now, max: DefaultMaxEntries, ids: map[string]struct{}{}}
 }
 
 // floor is the oldest time retention keeps, or the zero time.
@@ -54,7 +58,8 @@ func (m *Memory) floor() time.Time {
 }
 
 // Append records e (with its Time in UTC; the zero Time is now()) and
-// drops the entries older than retention, e itself if it is.
+// drops the entries older than retention, e itself if it is. An entry
+// whose ID is already kept is skipped, without an error.
 func (m *Memory) Append(ctx context.Context, e Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -67,6 +72,12 @@ func (m *Memory) Append(ctx context.Context, e Entry) error {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if e.ID != "" {
+		if _, dup := m.ids[e.ID]; dup {
+			return nil
+		}
+		m.ids[e.ID] = struct{}{}
+	}
 	// Insert after every entry at or before e.Time: appends in time
 	// order go to the end, equal times keep append order.
 	i := sort.Search(len(m.entries), func(i int) bool { return m.entries[i].Time.After(e.Time) })
@@ -81,15 +92,23 @@ func (m *Memory) Append(ctx context.Context, e Entry) error {
 		// Reslicing drops the old head; the next append that outgrows
 		// the capacity copies only the live entries.
 		n := sort.Search(len(m.entries), func(i int) bool { return !m.entries[i].Time.Before(floor) })
-		clear(m.entries[:n]) // let the strings go
-		m.entries = m.entries[n:]
+		m.dropFirst(n)
 	}
 	if m.max > 0 && len(m.entries) > m.max {
-		n := len(m.entries) - m.max
-		clear(m.entries[:n])
-		m.entries = m.entries[n:]
+		m.dropFirst(len(m.entries) - m.max)
 	}
 	return nil
+}
+
+// dropFirst forgets the n oldest entries and their IDs; m.mu is held.
+func (m *Memory) dropFirst(n int) {
+	for _, e := range m.entries[:n] {
+		if e.ID != "" {
+			delete(m.ids, e.ID)
+		}
+	}
+	clear(m.entries[:n]) // let the strings go
+	m.entries = m.entries[n:]
 }
 
 // Range calls f for every kept entry with from <= Time < to, in time

@@ -18,9 +18,19 @@ import (
 //
 // with one stream entry per Entry, appended with XADD (auto ID) and the
 // fields below as strings, always all of them in the same order (so the
-// stream stores the names once per listpack node). With retention > 0
-// every append also sets EXPIRE retention + 1 day on the day's key, in
-// the same MULTI/EXEC; with retention <= 0 nothing expires.
+// stream stores the names once per listpack node).
+//
+// Appends are exactly-once per Entry.ID: a Lua script (EVALSHA, EVAL when
+// the server does not have it cached) checks the day's set of IDs
+//
+//	<prefix>:ledger-ids:{<yyyy-mm-dd>}
+//
+// and, only for an ID it does not hold, XADDs the entry and SADDs the ID,
+// atomically. So an append retried after its reply was lost (a timeout
+// after Redis had run it), or replayed from a spool, is recorded once. An
+// entry without an ID is always appended. With retention > 0 every
+// append also sets EXPIRE retention + 1 day on the day's stream and ID
+// set, in the same script; with retention <= 0 nothing expires.
 //
 // Range reads the days overlapping [from, to): first XLEN of up to 1000
 // days per round trip (pipelined), then XRANGE in pages of 1000 on the
@@ -65,6 +75,12 @@ func (r *Redis) Key(t time.Time) string {
 	return r.prefix + ":ledger:{" + t.UTC().Format(time.DateOnly) + "}"
 }
 
+// IDsKey is the set of the IDs of the entries of t's UTC day; its hash
+// tag is Key's, so both are in one cluster slot.
+func (r *Redis) IDsKey(t time.Time) string {
+	return r.prefix + ":ledger-ids:{" + t.UTC().Format(time.DateOnly) + "}"
+}
+
 // The stream fields, in the order written.
 const (
 	fTime             = "time" // RFC 3339 with nanoseconds, UTC
@@ -85,6 +101,7 @@ const (
 	fCostPicoUSD      = "cost_pico_usd"
 	fSavingsPicoUSD   = "savings_pico_usd"
 	fEstimated        = "estimated" // "1" or "0"
+	fID               = "id"        // Entry.ID; absent from entries older than IDs
 )
 
 func encode(e *Entry) []any {
@@ -111,6 +128,7 @@ func encode(e *Entry) []any {
 		fCostPicoUSD, strconv.FormatInt(e.CostPicoUSD, 10),
 		fSavingsPicoUSD, strconv.FormatInt(e.SavingsPicoUSD, 10),
 		fEstimated, est,
+		fID, e.ID,
 	}
 }
 
@@ -141,6 +159,7 @@ func decode(v map[string]any) (Entry, error) {
 		return Entry{}, fmt.Errorf("field %s: %w", fTime, perr)
 	}
 	e.Time = t.UTC()
+	e.ID = str(fID)
 	e.RequestID, e.DecisionID = str(fRequestID), str(fDecisionID)
 	e.Tenant, e.Team, e.KeyID = str(fTenant), str(fTeam), str(fKeyID)
 	e.Model, e.Backend, e.Kind = str(fModel), str(fBackend), str(fKind)
@@ -171,37 +190,126 @@ var ErrBeforeEpoch = errors.New("ledger: entry time before 1970-01-01")
 // epoch is the earliest time the Redis store holds.
 var epoch = time.Unix(0, 0).UTC()
 
-// Append adds e (with its Time in UTC; the zero Time is now) to its day's
-// stream. An entry older than retention is dropped, without an error; one
-// before the Unix epoch is an error wrapping ErrBeforeEpoch.
-func (r *Redis) Append(ctx context.Context, e Entry) error {
-	now := r.now()
+// appendScript appends one entry unless its ID is already recorded.
+//
+// KEYS[1] is the day's stream, KEYS[2] its set of IDs. ARGV[1] is the ID
+// ("": no check), ARGV[2] the TTL in seconds of both keys (0: none), and
+// ARGV[3], ARGV[4], ... the entry's fields and values. It returns 1 when
+// it appended, 0 for an ID already recorded. XADD comes before SADD: if
+// XADD fails (out of memory) nothing is recorded and a retry may append.
+var appendScript = redis.NewScript(`
+local id = ARGV[1]
+if id ~= '' and redis.call('SISMEMBER', KEYS[2], id) == 1 then
+  return 0
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local ttl = tonumber(ARGV[2])
+if id ~= '' then
+  redis.call('SADD', KEYS[2], id)
+  if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+end
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+`)
+
+// prepare puts e's Time in UTC (the zero Time is now) and returns the
+// script's keys and arguments, or nil keys for an entry older than
+// retention. An entry before the epoch is an error wrapping
+// ErrBeforeEpoch.
+func (r *Redis) prepare(e *Entry, now time.Time) ([]string, []any, error) {
 	if e.Time.IsZero() {
 		e.Time = now
 	}
 	e.Time = e.Time.UTC()
 	if e.Time.Before(epoch) {
-		return fmt.Errorf("%w: %s", ErrBeforeEpoch, e.Time.Format(time.RFC3339Nano))
+		return nil, nil, fmt.Errorf("%w: %s", ErrBeforeEpoch, e.Time.Format(time.RFC3339Nano))
 	}
 	if r.retention > 0 && e.Time.Before(now.Add(-r.retention)) {
-		return nil
+		return nil, nil, nil
 	}
-	key := r.Key(e.Time)
-	add := &redis.XAddArgs{Stream: key, Values: encode(&e)}
-	var err error
+	ttl := int64(0)
 	if r.retention > 0 {
-		_, err = r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.XAdd(ctx, add)
-			p.Expire(ctx, key, r.retention+day)
-			return nil
-		})
-	} else {
-		err = r.c.XAdd(ctx, add).Err()
+		ttl = int64((r.retention + day + time.Second - 1) / time.Second)
 	}
-	if err != nil {
-		return fmt.Errorf("ledger: append to %s: %w", key, err)
+	fields := encode(e)
+	args := make([]any, 0, 2+len(fields))
+	args = append(args, e.ID, ttl)
+	args = append(args, fields...)
+	return []string{r.Key(e.Time), r.IDsKey(e.Time)}, args, nil
+}
+
+// Append adds e (with its Time in UTC; the zero Time is now) to its day's
+// stream, unless an entry with its non-empty ID is already there: then it
+// does nothing and returns nil. An entry older than retention is dropped,
+// without an error; one before the Unix epoch is an error wrapping
+// ErrBeforeEpoch. The client's own retries are safe (the check and the
+// append are one script), and so are the caller's.
+func (r *Redis) Append(ctx context.Context, e Entry) error {
+	keys, args, err := r.prepare(&e, r.now())
+	if err != nil || keys == nil {
+		return err
+	}
+	if err := appendScript.Run(ctx, r.c, keys, args...).Err(); err != nil {
+		return fmt.Errorf("ledger: append to %s: %w", keys[0], err)
 	}
 	return nil
+}
+
+// AppendBatch appends entries as Append does each, in order, pipelined in
+// one round trip (per cluster node). Nothing is sent when an entry is
+// before the epoch (an error wrapping ErrBeforeEpoch). On an error some
+// entries may have been recorded: the batch may be retried whole, since
+// their IDs are.
+func (r *Redis) AppendBatch(ctx context.Context, es []Entry) error {
+	now := r.now()
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, 0, len(es))
+	for i := range es {
+		e := es[i]
+		keys, args, err := r.prepare(&e, now)
+		if err != nil {
+			return err
+		}
+		if keys != nil {
+			calls = append(calls, call{keys, args})
+		}
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	run := func(eval func(p redis.Pipeliner, c call) *redis.Cmd) ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(calls))
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				cmds[i] = eval(p, c)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run(func(p redis.Pipeliner, c call) *redis.Cmd { return appendScript.EvalSha(ctx, p, c.keys, c.args...) })
+	if err != nil && noScript(cmds) {
+		// Not cached on (some) server: again with the script's text. The
+		// entries that ran are not appended twice.
+		_, err = run(func(p redis.Pipeliner, c call) *redis.Cmd { return appendScript.Eval(ctx, p, c.keys, c.args...) })
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: append %d entries to %s..: %w", len(calls), calls[0].keys[0], err)
+	}
+	return nil
+}
+
+// noScript reports whether one of cmds failed with NOSCRIPT.
+func noScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 // Range calls f for every entry with from <= Time < to that retention

@@ -41,7 +41,7 @@ func TestRedisLayout(t *testing.T) {
 		"key_id": "k2", "model": "claude", "backend": "bedrock", "kind": "bedrock", "provider": "anthropic",
 		"upstream_model": "anthropic.claude-v2", "prompt_tokens": "200", "completion_tokens": "20",
 		"cached_tokens": "0", "cache_write_tokens": "30", "cost_pico_usd": "1000000000000000",
-		"savings_pico_usd": "-7", "estimated": "0",
+		"savings_pico_usd": "-7", "estimated": "0", "id": "",
 	}, msgs[1].Values)
 
 	// Without retention nothing expires.
