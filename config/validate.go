@@ -117,6 +117,18 @@ func (c *Config) Validate() error {
 	v.nonNegative("server.read_timeout", s.ReadTimeout)
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
+	if s.JSON.MaxDepth < 0 || s.JSON.MaxDepth > 10_000 {
+		v.add("server.json.max_depth", "must be between 1 and 10000; got %d", s.JSON.MaxDepth)
+	}
+	if s.JSON.MaxStringBytes < 0 {
+		v.add("server.json.max_string_bytes", "must be > 0")
+	}
+	if s.JSON.MaxArrayItems < 0 {
+		v.add("server.json.max_array_items", "must be > 0")
+	}
+	if c.Ledger.SpoolLimit < 0 {
+		v.add("ledger.spool_limit", "must be > 0")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
 	}

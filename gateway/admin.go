@@ -90,7 +90,7 @@ func (s *Server) explain(c *fiber.Ctx) error {
 	default:
 		return invalidRequest("invalid_value", "operation", "operation must be chat, text_completion or embeddings; got %q", er.Operation)
 	}
-	call, err := parseCall(op, er.Request)
+	call, err := parseCallWith(op, er.Request, s.cfg.Server.JSON)
 	if err != nil {
 		return err
 	}
