@@ -45,6 +45,7 @@ func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, e
 				Model:    d.Model,
 				Price:    deploymentPrice(b, d),
 				Provider: clients[b.Name],
+				Tokens:   encoding(b, d.Model, local),
 			})
 		}
 		routes = append(routes, rt)

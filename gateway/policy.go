@@ -105,7 +105,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 // policyInput builds the policy's view of a request; header reads the
 // request's headers.
 func (s *Server) policyInput(header func(string, ...string) string, call *call, p *Principal, requestID string) *policies.Input {
-	promptEst := estimateTokens(len(call.body))
+	promptEst := call.promptEstimate()
 	outEst := s.outputEstimate(call)
 	slo, _ := strconv.ParseInt(header(HeaderMaxLatency), 10, 64)
 	in := &policies.Input{

@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/tidwall/gjson"
@@ -10,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/classify"
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/router"
@@ -26,31 +29,32 @@ type call struct {
 	temperature  *float64 // nil when unset
 	body         []byte
 	findings     classify.Findings // sensitive data in the request
+	prompts      []promptCount     // prompt tokens counted so far, per encoding
 }
 
-// parseCall validates the body of an OpenAI request: JSON object, model
-// present and a string, stream a boolean. Everything else is passed through
-// for the upstream to judge.
-func parseCall(op providers.Operation, body []byte) (*call, error) {
+// parseCallWith validates the body of an OpenAI request before any other
+// work: in one linear pass, JSON syntax, the shape limits of lim (zero
+// fields take their defaults) and keys repeated in one object; then a JSON
+// object, model present and a string, stream a boolean, and every
+// documented parameter of op by type and range (params.go). Unknown
+// members pass through for the upstream to judge; the body is not
+// rewritten.
+func parseCallWith(op providers.Operation, body []byte, lim config.JSONLimits) (*call, error) {
 	if len(body) == 0 {
 		return nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
 	}
-	if !gjson.ValidBytes(body) {
-		return nil, invalidRequest("invalid_json", "", "We could not parse the JSON body of your request.")
+	// Parsers disagree on which copy of a duplicated key wins; the
+	// classifier and the upstream must read the same text, so a repeated
+	// key is refused along with bodies past the limits.
+	l := resolveJSONLimits(lim)
+	if v := checkJSON(body, l); v.problem != jsonOK {
+		return nil, v.apiError(l)
 	}
-	root := gjson.ParseBytes(body)
+	// The body is valid JSON: read it in place. Nothing read from it
+	// outlives the request except the model, which is copied.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return nil, invalidRequest("invalid_json", "", "The request body must be a JSON object.")
-	}
-	// Parsers disagree on which copy of a duplicated key wins; the
-	// classifier and the upstream must read the same text.
-	// A key is named only when it is an identifier: a key may be data
-	// ("jane@bank.de"), and errors are logged.
-	if key, dup := duplicateKey(root); dup {
-		if identifier(key) {
-			return nil, invalidRequest("invalid_json", "", "The request body repeats the key %q in one object.", key)
-		}
-		return nil, invalidRequest("invalid_json", "", "The request body repeats a key in one object.")
 	}
 	m := root.Get("model")
 	switch {
@@ -59,26 +63,20 @@ func parseCall(op providers.Operation, body []byte) (*call, error) {
 	case m.Type != gjson.String:
 		return nil, invalidRequest("invalid_type", "model", "Invalid type for 'model': expected a string.")
 	}
-	c := &call{op: op, model: m.Str, body: body}
-	if op == providers.OpEmbeddings {
-		return c, nil
-	}
-	switch st := root.Get("stream"); st.Type {
-	case gjson.True:
-		c.stream = true
-	case gjson.False, gjson.Null:
-	default:
-		if st.Exists() {
-			return nil, invalidRequest("invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
+	c := &call{op: op, model: strings.Clone(m.Str), body: body}
+	if op != providers.OpEmbeddings {
+		switch st := root.Get("stream"); st.Type {
+		case gjson.True:
+			c.stream = true
+		case gjson.False, gjson.Null:
+		default:
+			if st.Exists() {
+				return nil, invalidRequest("invalid_type", "stream", "Invalid type for 'stream': expected a boolean.")
+			}
 		}
 	}
-	c.includeUsage = root.Get("stream_options.include_usage").Type == gjson.True
-	if c.maxTokens = root.Get("max_completion_tokens").Int(); c.maxTokens == 0 {
-		c.maxTokens = root.Get("max_tokens").Int()
-	}
-	if t := root.Get("temperature"); t.Type == gjson.Number {
-		v := t.Float()
-		c.temperature = &v
+	if err := validateParams(op, root, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -104,7 +102,7 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		call, err := parseCall(op, body)
+		call, err := parseCallWith(op, body, s.cfg.Server.JSON)
 		if err != nil {
 			return err
 		}
@@ -152,9 +150,9 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	noteResponse(rec, res.Response.Body)
 	usage := res.Response.Usage
 	if usage == nil {
-		usage = estimateUnary(call, res.Response.Body)
+		usage = estimateUnary(call, d, res.Response.Body)
 	}
-	cost := d.Price.Cost(tokens(usage))
+	cost := d.Price.Cost(billed(usage))
 	rec.usage, rec.cost = usage, cost
 
 	setBackendHeaders(c, d)
@@ -184,25 +182,6 @@ func setBackendHeaders(c *fiber.Ctx, d *router.Deployment) {
 	c.Set(HeaderModel, d.Model)
 }
 
-// estimateUnary stands in for usage an upstream did not report: about four
-// bytes of JSON per prompt token and four bytes of text per completion
-// token. It is marked Estimated wherever it is shown.
-func estimateUnary(call *call, resp []byte) *providers.Usage {
-	u := &providers.Usage{PromptTokens: estimateTokens(len(call.body)), Estimated: true}
-	if call.op == providers.OpEmbeddings {
-		return u
-	}
-	n := 0
-	gjson.GetBytes(resp, "choices").ForEach(func(_, ch gjson.Result) bool {
-		n += len(ch.Get("message.content").Str) + len(ch.Get("text").Str) + len(ch.Get("message.tool_calls").Raw)
-		return true
-	})
-	u.CompletionTokens = estimateTokens(n)
-	return u
-}
-
-func estimateTokens(bytes int) int64 { return int64((bytes + 3) / 4) }
-
 // identifier reports a parameter-like key: letters, digits and _, 40 at
 // most, starting with a letter.
 func identifier(k string) bool {
@@ -217,42 +196,7 @@ func identifier(k string) bool {
 	return true
 }
 
-// duplicateKey finds a key that appears twice in one object, at any depth.
-func duplicateKey(v gjson.Result) (string, bool) {
-	var dupKey string
-	var walk func(gjson.Result) bool
-	walk = func(v gjson.Result) bool {
-		switch {
-		case v.IsObject():
-			seen := map[string]bool{}
-			ok := true
-			v.ForEach(func(k, child gjson.Result) bool {
-				if seen[k.Str] {
-					dupKey, ok = k.Str, false
-					return false
-				}
-				seen[k.Str] = true
-				ok = walk(child)
-				return ok
-			})
-			return ok
-		case v.IsArray():
-			ok := true
-			v.ForEach(func(_, child gjson.Result) bool {
-				ok = walk(child)
-				return ok
-			})
-			return ok
-		}
-		return true
-	}
-	if walk(v) {
-		return "", false
-	}
-	return dupKey, true
-}
-
-// tokens is usage as the price list counts it.
-func tokens(u *providers.Usage) pricing.Tokens {
+// billed is usage as the price list counts it.
+func billed(u *providers.Usage) pricing.Tokens {
 	return pricing.Tokens{Prompt: u.PromptTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens, Completion: u.CompletionTokens}
 }

@@ -48,7 +48,11 @@ func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
 			TokensPerMinute: l.TokensPerMinute, MicroUSDPerDay: microUSD(l.USDPerDay), MicroUSDPerMonth: microUSD(l.USDPerMonth),
 			OnStoreError: quota.Mode(l.OnStoreError)}
 	}
-	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL}), closeStore, nil
+	// The breaker's defaults (quota.BreakerOptions): it opens when half
+	// of at least 20 store calls in a second fail, or when every call
+	// has failed for a second; it stays open a second, then lets one
+	// probe through. A single slow call does not open it.
+	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL, Breaker: quota.BreakerOptions{}}), closeStore, nil
 }
 
 // redisClient connects to the configured Redis with short timeouts and no
@@ -92,7 +96,9 @@ func (s *Server) budgetInput(p *Principal) policies.Budget {
 // key's, team's and tenant's limits. It returns the route to run (only
 // local and self-hosted deployments when the store is down under a
 // local_only limit), or a 429 (rate_limit_exceeded, insufficient_quota)
-// or 503 when it may not run.
+// or 503 when it may not run. A request admitted while the store is down
+// (fail_open, local_only) still carries a ticket, so that its actual
+// usage is recorded when it settles.
 func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
 	if !s.quota.Enabled() {
 		return call.route, nil
@@ -119,7 +125,6 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 	case !res.Allowed:
 		return nil, quotaDenied(c, res)
 	}
-	rec.ticket = ticket
 	if res.LocalOnly() {
 		rt := &router.Route{Name: call.route.Name}
 		for _, d := range call.route.Deployments {
@@ -131,16 +136,18 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
 				Message: "Quotas cannot be checked right now; only local and self-hosted backends may serve meanwhile, and this model has none.", Err: res.StoreErr}
 		}
+		rec.ticket = ticket
 		return rt, nil
 	}
+	rec.ticket = ticket
 	return call.route, nil
 }
 
-// estimate is what a request may use at most: its prompt (estimated from
-// its size) plus its max_tokens (or the configured default), at the price
+// estimate is what a request may use at most: its prompt (as the
+// deployment that counts most tokens for it counts them) plus its max_tokens (or the configured default), at the price
 // of the dearest deployment it may fall back to.
 func (s *Server) estimate(call *call) quota.Amounts {
-	prompt, out := estimateTokens(len(call.body)), s.outputEstimate(call)
+	prompt, out := call.promptEstimate(), s.outputEstimate(call)
 	var worst pricing.Cost
 	for _, d := range call.route.Deployments {
 		worst = max(worst, d.Price.Cost(pricing.Tokens{Prompt: prompt, Completion: out}))
@@ -181,7 +188,7 @@ func (s *Server) settleQuota(r *record) {
 		defer cancel()
 		if err := ticket.Settle(ctx, actual); err != nil {
 			sp.SetStatus(codes.Error, err.Error())
-			s.log.Warn("quota settle failed; the reservation will expire", "request_id", requestID, "error", err)
+			s.log.Warn("quota settle failed: the usage is not counted, and the reservation, if any, will expire", "request_id", requestID, "error", err)
 		}
 	})
 }

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/tokens"
 )
 
 // The quota tests use a real redis-server: SWITCHYARD_TEST_REDIS names a
@@ -74,9 +73,10 @@ func redisStore(addr string) string {
 // prompt estimate, is fixed.
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"hello there"}],"max_tokens":100}`
 
-// estimate is what the gateway reserves for chatBody: its prompt estimate
-// (a token per 4 bytes) plus max_tokens, one micro-dollar per token.
-var estimate = int64((len(chatBody)+3)/4) + 100
+// estimate is what the gateway reserves for chatBody: its prompt tokens as
+// the upstream model "up" counts them (tokens.Approx: no tokenizer is
+// known for it) plus max_tokens, one micro-dollar per token.
+var estimate = tokens.Prompt(tokens.Approx, tokens.OpChat, []byte(chatBody)) + 100
 
 func post(t *testing.T, base, body string) *http.Response {
 	t.Helper()
@@ -356,56 +356,103 @@ func TestQuotaBudgetSpent(t *testing.T) {
 	assert.InDelta(t, monthEnd.Sub(now).Seconds(), float64(ra), 5, "until the month's budget renews")
 }
 
-// ownRedis starts a redis-server this test can stop and restart.
-type ownRedis struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
+// An upstream that uses more than the reservation is still charged in
+// full, past the budget, and the budget then refuses; with requests in
+// flight on two replicas the overshoot is at most the sum of their
+// (actual - reserved), the bound quota's package doc states.
+func TestQuotaUsageOverReservation(t *testing.T) {
+	addr := redisOrSkip(t)
+	actual := 2 * estimate // every answer costs twice its reservation
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, chatCompletion("up", "ok", 10, int(actual-10), 0))
+	})
 
-func startOwnRedis(t *testing.T) *ownRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("SWITCHYARD_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not installed")
+	t.Run("one request", func(t *testing.T) {
+		// Room for one reservation and a half.
+		cfg, tenant := quotaConfig(t, redisStore(addr), fmt.Sprintf("    - {scope: team, usd_per_day: %g, on_store_error: fail_closed}\n", float64(estimate*3/2)/1e6), up.URL+"/v1")
+		base, _ := startGateway(t, cfg)
+		resp := post(t, base, chatBody)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		require.Eventually(t, func() bool { return budgetSpent(t, addr, tenant) == actual },
+			5*time.Second, 20*time.Millisecond, "the whole actual cost is charged, past the limit")
+		resp = post(t, base, chatBody)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 429, resp.StatusCode, "%s", body)
+		assert.Contains(t, string(body), "insufficient_quota")
+	})
+
+	t.Run("concurrent on two replicas", func(t *testing.T) {
+		const fit = 10 // reservations the budget holds
+		store := strings.Replace(redisStore(addr), "timeout: 200ms", "timeout: 3s", 1)
+		cfg, tenant := quotaConfig(t, store, fmt.Sprintf("    - {scope: team, usd_per_day: %g, on_store_error: fail_closed}\n", float64(fit*estimate)/1e6), up.URL+"/v1")
+		a, _ := startGateway(t, cfg)
+		b, _ := startGateway(t, cfg)
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				base := a
+				if i%2 == 1 {
+					base = b
+				}
+				resp := post(t, base, chatBody)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case 200:
+					admitted.Add(1)
+				case 429:
+					assert.Contains(t, string(body), "insufficient_quota")
+				default:
+					t.Errorf("status %d: %s", resp.StatusCode, body)
+				}
+			}()
 		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &ownRedis{t: t, port: port}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
+		wg.Wait()
+		n := admitted.Load()
+		require.Positive(t, n)
+		assert.LessOrEqual(t, n, int64(fit), "an admission needs room for its whole reservation")
+		var spent int64
+		require.Eventually(t, func() bool { spent = budgetSpent(t, addr, tenant); return spent == n*actual },
+			5*time.Second, 20*time.Millisecond, "every admitted request is charged its actual cost")
+		limit := int64(fit) * estimate
+		t.Logf("limit %d µUSD; %d admitted at %d µUSD each (reserved %d): spent %d, %d over", limit, n, actual, estimate, spent, spent-limit)
+		assert.LessOrEqual(t, spent-limit, n*(actual-estimate), "the overshoot is at most the in-flight requests' (actual - reserved)")
+		resp := post(t, b, chatBody)
+		resp.Body.Close()
+		assert.Equal(t, 429, resp.StatusCode, "an overspent budget refuses the next request")
+	})
 }
 
-func (r *ownRedis) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
-
-func (r *ownRedis) start() {
-	if r.cmd != nil {
-		return // running
-	}
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	require.NoError(r.t, r.cmd.Start())
-	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+// budgetSpent reads what a tenant's budgets have spent straight from
+// Redis (the admin API's remaining stops at zero, and an overspend is
+// what is under test): the sum of the spent fields of its budget hashes.
+func budgetSpent(t *testing.T, addr, tenant string) int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	require.Eventually(r.t, func() bool { return c.Ping(context.Background()).Err() == nil }, 5*time.Second, 20*time.Millisecond)
-}
-
-func (r *ownRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_, _ = r.cmd.Process.Wait()
-		r.cmd = nil
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "*:"+tenant+"}:*:bud").Result()
+	require.NoError(t, err)
+	var sum int64
+	for _, k := range keys {
+		v, err := c.HGet(ctx, k, "spent").Int64()
+		if err != redis.Nil {
+			require.NoError(t, err)
+		}
+		sum += v
 	}
+	return sum
 }
 
 // Redis stops mid-test: each failure mode does what it says, no request
 // waits on the dead store, and counting resumes when Redis is back.
 func TestQuotaWhenRedisStops(t *testing.T) {
-	rd := startOwnRedis(t)
+	rd := startRedisProc(t, redisProcOptions{})
 	local := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, chatCompletion("up", "from selfhosted", 10, 5, 0))
 	})
@@ -422,9 +469,10 @@ func TestQuotaWhenRedisStops(t *testing.T) {
 		{"local_only", 200, "from selfhosted"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			rd.start()
+			rd.Kill() // a fresh, empty server for each mode
+			rd.Restart()
 			// The cloud deployment first: local_only must skip it.
-			cfg, _ := quotaConfig(t, redisStore(rd.addr()), "    - {scope: key, usd_per_month: 1, on_store_error: "+tc.mode+"}\n", cloud.URL+"/v1", local.URL+"/v1")
+			cfg, _ := quotaConfig(t, redisStore(rd.Addr()), "    - {scope: key, usd_per_month: 1, on_store_error: "+tc.mode+"}\n", cloud.URL+"/v1", local.URL+"/v1")
 			cfg.Backends[0].Kind = config.KindProprietary
 			base, _ := startGateway(t, cfg)
 			resp := post(t, base, chatBody)
@@ -434,7 +482,7 @@ func TestQuotaWhenRedisStops(t *testing.T) {
 			// caught by the outage could land after the restart).
 			require.Eventually(t, func() bool { c := counters(t, base)["usd"]; return c.Limit-c.Remaining == 15 }, 5*time.Second, 20*time.Millisecond)
 
-			rd.stop()
+			rd.Kill()
 			for range 3 {
 				start := time.Now()
 				resp := post(t, base, chatBody)
@@ -449,15 +497,27 @@ func TestQuotaWhenRedisStops(t *testing.T) {
 
 			// Redis comes back (empty: a restart without persistence):
 			// readiness recovers by itself, and counting resumes.
-			rd.start()
+			rd.Restart()
 			require.Eventually(t, func() bool { return readyz(t, base)["status"] == "ready" }, 5*time.Second, 50*time.Millisecond)
 			resp = post(t, base, chatBody)
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			require.Equal(t, 200, resp.StatusCode)
 			require.Contains(t, string(body), "from the cloud")
-			require.Eventually(t, func() bool { c := counters(t, base)["usd"]; return c.Limit-c.Remaining == 15 }, 5*time.Second, 20*time.Millisecond)
-			rd.stop()
+			// This request is counted. So is each request admitted during
+			// the outage (fail_open, local_only) whose settlement retries
+			// reached the restarted Redis: none to all three, depending
+			// on how fast it came back.
+			outage := 0
+			if tc.status == 200 {
+				outage = 3
+			}
+			require.Eventually(t, func() bool {
+				spent := counters(t, base)["usd"]
+				n := spent.Limit - spent.Remaining
+				return n%15 == 0 && n >= 15 && n <= 15*int64(1+outage)
+			}, 5*time.Second, 20*time.Millisecond)
+			rd.Kill()
 		})
 	}
 }

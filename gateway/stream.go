@@ -81,7 +81,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 
 	r := &relay{
 		s: s, call: call, d: d, stream: res.Stream, cancel: func() { cancel(nil) }, rec: rec, conn: conn,
-		promptBytes: len(call.body),
+		promptTokens: call.promptTokensFor(d),
 	}
 	call.body = nil                        // Fiber's buffer; the relay outlives the handler
 	c.Context().SetBodyStreamWriter(r.run) // fasthttp starts it at once, on its own goroutine
@@ -107,11 +107,11 @@ type relay struct {
 	keepalive      *time.Timer
 	keepaliveEvery time.Duration
 
-	usage       *providers.Usage
-	promptBytes int
-	chunks      int    // events relayed, the estimate of completion tokens
-	id, model   string // from the first chunk, for a synthesised usage chunk
-	created     int64
+	usage        *providers.Usage
+	promptTokens int64  // as d counts them, for usage the upstream does not report
+	chunks       int    // events relayed, the estimate of completion tokens
+	id, model    string // from the first chunk, for a synthesised usage chunk
+	created      int64
 }
 
 // run relays events until the stream ends or the client leaves. Reading
@@ -256,7 +256,7 @@ func (r *relay) clientGone() {
 }
 
 // settle fixes the usage and cost of the stream, estimating usage the
-// upstream did not report: prompt tokens from the request's size, one
+// upstream did not report: prompt tokens as the deployment counts them, one
 // completion token per streamed chunk, which is how OpenAI-compatible
 // servers stream.
 func (r *relay) settle() {
@@ -266,13 +266,13 @@ func (r *relay) settle() {
 	u := r.usage
 	if u == nil {
 		u = &providers.Usage{
-			PromptTokens:     estimateTokens(r.promptBytes),
+			PromptTokens:     r.promptTokens,
 			CompletionTokens: int64(r.chunks),
 			Estimated:        true,
 		}
 	}
 	r.rec.usage = u
-	r.rec.cost = r.d.Price.Cost(tokens(u))
+	r.rec.cost = r.d.Price.Cost(billed(u))
 }
 
 func (r *relay) finish() { r.s.emit(r.rec) }

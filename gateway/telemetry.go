@@ -316,7 +316,7 @@ func (s *Server) savings(r *record) pricing.Cost {
 	if !ok {
 		return 0
 	}
-	return ref.Cost(tokens(r.usage)) - r.cost
+	return ref.Cost(billed(r.usage)) - r.cost
 }
 
 // referencePrices prices each team's reference model once, from the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/tokens"
 )
 
 // Deployment is one backend serving one model.
@@ -31,6 +32,11 @@ type Deployment struct {
 	Price pricing.Price
 	// Provider speaks the backend's wire protocol.
 	Provider providers.Provider
+	// Tokens counts prompt tokens as the model does, for estimates and
+	// reservations. It must be comparable (a pointer or a comparable
+	// struct, not a tokens.Func) so that deployments sharing an encoding
+	// count once. Nil counts by tokens.Approx.
+	Tokens tokens.Encoding
 
 	// health is shared by every route's deployment of the same backend and
 	// model (New links them).
