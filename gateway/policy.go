@@ -47,7 +47,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*r
 	c.Set(HeaderDecisionID, id)
 	rec.decisionID = id
 	sp := s.child(rec, "policy", attrDecisionID.String(id))
-	d, err := s.policy.Decide(context.Background(), in)
+	d, err := s.policy.Decide(rec.ctx, in) // the request's context: its trace, and its end
 	if err == nil {
 		err = checkDecision(d)
 	}

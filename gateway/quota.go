@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -194,17 +193,18 @@ func (s *Server) settleQuota(r *record) {
 }
 
 // quotaDenied is the 429 for a request over a limit: rate_limit_exceeded
-// for a rate, insufficient_quota for a budget, with Retry-After.
+// for a rate, insufficient_quota for a budget, with Retry-After, from the
+// limiter's typed denial.
 func quotaDenied(c *fiber.Ctx, res *quota.Result) *APIError {
-	d := res.Denied
+	d := res.Denial
+	retry := strconv.FormatInt(max(int64((d.RetryAfter+time.Second-1)/time.Second), 1), 10)
+	scope := d.Scope + " " + d.ID
 	if d.Metric == quota.USD {
-		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
-			RetryAfter: strconv.FormatInt(untilPeriodEnds(strings.Contains(d.Key, ":usd-month:"), time.Now().UTC()), 10),
-			Message:    fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s is used up.", scopeOf(d.Key), pricing.Cost(d.Limit*1e6).String())}
+		return &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota", RetryAfter: retry,
+			Message: fmt.Sprintf("You exceeded your current quota: the %s spend limit of $%s per %s is used up.", scope, pricing.Cost(d.Limit*1e6).String(), d.Window)}
 	}
-	retry := max(int64((res.RetryAfter+time.Second-1)/time.Second), 1)
-	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded", RetryAfter: strconv.FormatInt(retry, 10),
-		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scopeOf(d.Key), d.Limit, d.Metric, period(d.Period), res.RetryAfter.Round(time.Millisecond))}
+	return &APIError{Status: http.StatusTooManyRequests, Type: "requests", Code: "rate_limit_exceeded", RetryAfter: retry,
+		Message: fmt.Sprintf("Rate limit reached for %s: limit %d %s per %s. Please try again in %s.", scope, d.Limit, d.Metric, d.Window, d.RetryAfter.Round(time.Millisecond))}
 }
 
 // untilPeriodEnds is the seconds until a budget's calendar period, a UTC
@@ -215,25 +215,6 @@ func untilPeriodEnds(monthly bool, now time.Time) int64 {
 		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	return max(int64(next.Sub(now).Seconds()+0.999), 1)
-}
-
-// scopeOf turns a counter key ("team:search:tpm") into "team search".
-func scopeOf(key string) string {
-	parts := strings.SplitN(key, ":", 3)
-	if len(parts) < 2 {
-		return key
-	}
-	return parts[0] + " " + parts[1]
-}
-
-func period(d time.Duration) string {
-	switch d {
-	case time.Minute:
-		return "minute"
-	case 24 * time.Hour:
-		return "day"
-	}
-	return d.String()
 }
 
 // setRateHeaders writes OpenAI's x-ratelimit-* headers from the tightest

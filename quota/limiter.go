@@ -155,6 +155,52 @@ func (l *Limiter) checks(s Subject, a Amounts) ([]Check, Mode) {
 	return out, mode
 }
 
+// Denial is which limit refused a request, and until when: what the
+// caller needs for its error without reading counter keys.
+type Denial struct {
+	// Scope is ScopeKey, ScopeTeam or ScopeTenant; ID the key id, team or
+	// tenant it counts.
+	Scope, ID string
+	Metric    Metric
+	// Limit is the allowance: requests, tokens, or micro-USD for a budget.
+	Limit int64
+	// Window is "minute" or "day" for a rate, "day" or "month" (UTC
+	// calendar) for a budget.
+	Window string
+	// RetryAfter is when the request could fit: a rate's wait, or the
+	// time until the budget's period renews.
+	RetryAfter time.Duration
+}
+
+// denial describes the refused check of adm.
+func (l *Limiter) denial(s Subject, adm Admission) *Denial {
+	d := adm.Denied
+	if d == nil {
+		return nil
+	}
+	out := &Denial{Metric: d.Metric, Limit: d.Limit, RetryAfter: adm.RetryAfter}
+	for _, lim := range l.o.Limits {
+		if id := s.id(lim.Scope); id != "" && strings.HasPrefix(d.Key, lim.Scope+":"+id+":") {
+			out.Scope, out.ID = lim.Scope, id
+			break
+		}
+	}
+	now := l.o.Now().UTC()
+	switch {
+	case d.Kind == Rate && d.Period == time.Minute:
+		out.Window = "minute"
+	case d.Kind == Rate:
+		out.Window = "day"
+	case strings.Contains(d.Key, ":usd-month:"):
+		out.Window = "month"
+		out.RetryAfter = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
+	default:
+		out.Window = "day"
+		out.RetryAfter = time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC).Sub(now)
+	}
+	return out
+}
+
 // Mode is what Admit does for s when the store fails: the strictest
 // failure mode of the limits that apply to s, or FailOpen when none does
 // (Admit then does not ask the store).
@@ -186,7 +232,10 @@ type Result struct {
 	Allowed bool
 	// Denied is the check that did not fit; its Metric says whether the
 	// request hit a rate (requests, tokens) or a budget (usd).
-	Denied     *Check
+	Denied *Check
+	// Denial says which limit refused the request, for its error; nil
+	// when admitted.
+	Denial     *Denial
 	RetryAfter time.Duration
 	// States are the counters after the reservation, for headers.
 	States []State
@@ -244,6 +293,7 @@ func (l *Limiter) Admit(ctx context.Context, s Subject, est Amounts) (*Ticket, *
 	l.remember(s, adm.States)
 	r := &Result{Allowed: adm.Allowed, Denied: adm.Denied, RetryAfter: adm.RetryAfter, States: adm.States}
 	if !adm.Allowed {
+		r.Denial = l.denial(s, adm)
 		return nil, r
 	}
 	return &Ticket{l: l, subject: s, id: id, checks: checks}, r
