@@ -74,11 +74,30 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Ledger configures the cost ledger finance reconciles with.
 	Ledger Ledger `yaml:"ledger"`
+	// Responses configures the Responses API's stored responses
+	// (store: true), which previous_response_id continues.
+	Responses Responses `yaml:"responses"`
 	// DataDir is where the gateway keeps local state that must survive a
 	// restart: the ledger's spool of entries not yet in the shared store.
 	// Default "data" (relative to the working directory); created when
 	// first needed.
 	DataDir string `yaml:"data_dir"`
+}
+
+// Responses configures where the Responses API keeps stored responses
+// and their conversations: the prompts and answers themselves, so they
+// are kept no longer than TTL.
+type Responses struct {
+	// Store is memory (the default; one replica's, bounded) or redis
+	// (quotas.redis's server, shared by replicas).
+	Store string `yaml:"store"`
+	// TTL is how long a stored response can be read or continued.
+	// Default 720h (30 days, as OpenAI keeps them).
+	TTL time.Duration `yaml:"ttl"`
+	// MaxEntries and MaxBytes bound the memory store; the least recently
+	// used responses go first. Defaults 10000 and 256 MiB.
+	MaxEntries int      `yaml:"max_entries"`
+	MaxBytes   ByteSize `yaml:"max_bytes"`
 }
 
 // Telemetry configures OpenTelemetry.

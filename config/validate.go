@@ -44,6 +44,10 @@ func (c *Config) applyDefaults() {
 	orDefault(&s.JSON.MaxArrayItems, DefaultJSONMaxArrayItems)
 	orDefault(&c.DataDir, "data")
 	orDefault(&c.Ledger.SpoolLimit, DefaultSpoolLimit)
+	orDefault(&c.Responses.Store, "memory")
+	orDefault(&c.Responses.TTL, 30*24*time.Hour)
+	orDefault(&c.Responses.MaxEntries, 10_000)
+	orDefault(&c.Responses.MaxBytes, 256<<20)
 	orDefault(&c.Log.Level, "info")
 	orDefault(&c.Log.Format, "json")
 	orDefault(&c.Policy.OnError, "closed")
@@ -321,6 +325,24 @@ func (c *Config) Validate() error {
 		}
 	default:
 		v.add("ledger.store", "must be memory or redis; got %q", c.Ledger.Store)
+	}
+	switch c.Responses.Store {
+	case "memory":
+	case "redis":
+		if len(c.Quotas.Redis.Addrs) == 0 {
+			v.add("responses.store", "redis needs quotas.redis.addrs")
+		}
+	default:
+		v.add("responses.store", "must be memory or redis; got %q", c.Responses.Store)
+	}
+	if c.Responses.TTL < 0 {
+		v.add("responses.ttl", "must be positive")
+	}
+	if c.Responses.MaxEntries < 0 {
+		v.add("responses.max_entries", "must be positive")
+	}
+	if c.Responses.MaxBytes < 0 {
+		v.add("responses.max_bytes", "must be positive")
 	}
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
 		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)

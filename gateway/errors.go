@@ -124,5 +124,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	if strings.HasPrefix(c.Path(), messagesPrefix) {
+		return c.Status(e.Status).Send(messagesErrorBody(e)) // Anthropic's shape on its ingress
+	}
 	return c.Status(e.Status).Send(marshalError(e))
 }

@@ -93,7 +93,10 @@ func providerFixture(c providerCase) string {
 	return c.provider
 }
 
-func TestProvidersAssembleTheSameAnswer(t *testing.T) {
+// providersGateway serves every providerCase's route from a fake upstream
+// answering with that provider's fixtures; received records the paths
+// each upstream was called on.
+func providersGateway(t *testing.T) (string, func() map[string][]string) {
 	var y strings.Builder
 	y.WriteString("server: {listen: 127.0.0.1:0, shutdown_timeout: 5s}\nlog: {level: error}\npolicy: {audit: none}\nbackends:\n")
 	var mu sync.Mutex
@@ -136,6 +139,19 @@ func TestProvidersAssembleTheSameAnswer(t *testing.T) {
 	cfg, err := config.Parse([]byte(y.String()), func(string) (string, bool) { return "", false })
 	require.NoError(t, err, y.String())
 	base, _ := startGateway(t, cfg)
+	return base, func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string][]string{}
+		for k, v := range received {
+			out[k] = append([]string(nil), v...)
+		}
+		return out
+	}
+}
+
+func TestProvidersAssembleTheSameAnswer(t *testing.T) {
+	base, receivedPaths := providersGateway(t)
 	client := sdk(base)
 
 	params := func(route string) openai.ChatCompletionNewParams {
@@ -199,8 +215,7 @@ func TestProvidersAssembleTheSameAnswer(t *testing.T) {
 			assert.EqualValues(t, 40, acc.Usage.CompletionTokens)
 		})
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	received := receivedPaths()
 	require.Len(t, received["anthropic"], 2)
 	assert.Equal(t, "/v1/messages", received["anthropic"][0])
 	assert.Equal(t, "/openai/deployments/gpt-4o-mini/chat/completions", received["azure"][0])

@@ -30,6 +30,10 @@ type call struct {
 	body         []byte
 	findings     classify.Findings // sensitive data in the request
 	prompts      []promptCount     // prompt tokens counted so far, per encoding
+	// ingress renders answers and errors in the client's API format when
+	// it is not OpenAI's (the body above is then a translation); nil
+	// relays OpenAI's answers as they come.
+	ingress ingress
 }
 
 // parseCallWith validates the body of an OpenAI request before any other
@@ -106,33 +110,43 @@ func (s *Server) proxy(op providers.Operation) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		rec := recordOf(c)
-		rec.model, rec.stream, rec.op = call.model, call.stream, op
-		rec.maxTokens, rec.temperature = call.maxTokens, call.temperature
-		// Labels and counts only: the matched text never leaves here.
-		sp := s.child(rec, "classify")
-		call.findings = s.classifier.ScanRequest(call.body)
-		rec.entities = call.findings.Counts()
-		sp.SetAttributes(attribute.Int("switchyard.entities", len(rec.entities)))
-		sp.End()
-		rt, ok := s.router.Lookup(call.model)
-		if !ok || !p.Allows(rt) {
-			return modelNotFound(call.model)
-		}
-		call.route, rec.route = rt, rt.Name
-		if call.route, err = s.decide(c, call, p, rec); err != nil {
-			return err
-		}
-		if call.route, err = s.admit(c, call, p, rec); err != nil {
-			return err
-		}
-		rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
-		req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
-		if call.stream {
-			return s.stream(c, call, req, rec)
-		}
-		return s.unary(c, call, req, rec)
+		return s.serve(c, p, call)
 	}
+}
+
+// serve runs a parsed request through the pipeline every ingress shares:
+// classify, decide (policy), admit (quota), route, then answer, settle and
+// record. call.body is OpenAI's format whatever the ingress; call.ingress
+// renders the answer in the client's.
+func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
+	op := call.op
+	rec := recordOf(c)
+	rec.model, rec.stream, rec.op = call.model, call.stream, op
+	rec.maxTokens, rec.temperature = call.maxTokens, call.temperature
+	// Labels and counts only: the matched text never leaves here.
+	sp := s.child(rec, "classify")
+	call.findings = s.classifier.ScanRequest(call.body)
+	rec.entities = call.findings.Counts()
+	sp.SetAttributes(attribute.Int("switchyard.entities", len(rec.entities)))
+	sp.End()
+	rt, ok := s.router.Lookup(call.model)
+	if !ok || !p.Allows(rt) {
+		return modelNotFound(call.model)
+	}
+	call.route, rec.route = rt, rt.Name
+	var err error
+	if call.route, err = s.decide(c, call, p, rec); err != nil {
+		return err
+	}
+	if call.route, err = s.admit(c, call, p, rec); err != nil {
+		return err
+	}
+	rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
+	req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
+	if call.stream {
+		return s.stream(c, call, req, rec)
+	}
+	return s.unary(c, call, req, rec)
 }
 
 // unary serves a non-streaming request.
@@ -154,6 +168,12 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	}
 	cost := d.Price.Cost(billed(usage))
 	rec.usage, rec.cost = usage, cost
+	body := res.Response.Body
+	if call.ingress != nil {
+		if body, err = call.ingress.answer(body, usage); err != nil {
+			return err
+		}
+	}
 
 	setBackendHeaders(c, d)
 	c.Set(HeaderCost, cost.String())
@@ -161,7 +181,7 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 		c.Set(HeaderEstimated, "true")
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Status(http.StatusOK).Send(res.Response.Body)
+	return c.Status(http.StatusOK).Send(body)
 }
 
 // attempted reports the deployments tried, on the response and in the

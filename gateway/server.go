@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/conversations"
 	"github.com/switchyard/switchyard/ledger"
 	"github.com/switchyard/switchyard/localengine"
 	"github.com/switchyard/switchyard/policies"
@@ -86,8 +87,11 @@ type Server struct {
 	references  map[string]pricing.Price // per team, for savings
 	ledger      ledger.Store
 	closeLedger func() error
-	quota       *quota.Limiter
-	closeQuota  func() error
+	// conversations keeps the Responses API's stored responses.
+	conversations      conversations.Store
+	closeConversations func() error
+	quota              *quota.Limiter
+	closeQuota         func() error
 	// requests counts requests from accessLog to emit; background counts
 	// quota settlements and ledger writes. Shutdown waits for both.
 	requests   *tracker
@@ -167,6 +171,12 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			_ = closeLedger() // a later step failed: release the spool's lock
 		}
 	}()
+	convs, closeConvs := openConversations(cfg)
+	defer func() {
+		if !built {
+			_ = closeConvs()
+		}
+	}()
 	tr := cfg.Telemetry.Traces
 	headers := make(map[string]string, len(tr.Headers))
 	for k, v := range tr.Headers {
@@ -181,7 +191,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, requests: newTracker(), background: newTracker(),
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -240,6 +250,11 @@ func (s *Server) routes() {
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))
 	v1.Post("/completions", s.proxy(providers.OpCompletion))
 	v1.Post("/embeddings", s.proxy(providers.OpEmbeddings))
+	v1.Post("/messages", s.messagesHandler)
+	v1.Post("/messages/count_tokens", s.countTokens)
+	v1.Post("/responses", s.responsesHandler)
+	v1.Get("/responses/:id", s.getResponse)
+	v1.Delete("/responses/:id", s.deleteResponse)
 	v1.Get("/models", s.listModels)
 	v1.Get("/models/*", s.getModel)
 }
@@ -328,6 +343,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	_ = s.tel.Shutdown(tctx) // flush the last spans
 	cancel()
 	s.closeLedger()
+	_ = s.closeConversations()
 	s.closeQuota()
 	s.auditLog.close()
 	return err

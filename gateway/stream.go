@@ -83,6 +83,9 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 		s: s, call: call, d: d, stream: res.Stream, cancel: func() { cancel(nil) }, rec: rec, conn: conn,
 		promptTokens: call.promptTokensFor(d),
 	}
+	if call.ingress != nil {
+		r.format = call.ingress.events(r.promptTokens)
+	}
 	call.body = nil                        // Fiber's buffer; the relay outlives the handler
 	c.Context().SetBodyStreamWriter(r.run) // fasthttp starts it at once, on its own goroutine
 	return nil
@@ -107,6 +110,9 @@ type relay struct {
 	keepalive      *time.Timer
 	keepaliveEvery time.Duration
 
+	format       streamFormat // the client's format; nil relays OpenAI chunks as they are
+	started      bool         // format.start was written
+	broken       error        // format.chunk failed: the stream ends with an error
 	usage        *providers.Usage
 	promptTokens int64  // as d counts them, for usage the upstream does not report
 	chunks       int    // events relayed, the estimate of completion tokens
@@ -151,6 +157,10 @@ func (r *relay) run(w *bufio.Writer) {
 		}
 		if err := r.withWriter(func() error { return r.forward(ev) }); err != nil {
 			r.clientGone()
+			return
+		}
+		if r.broken != nil {
+			r.withWriter(func() error { r.end(r.broken); return nil })
 			return
 		}
 		r.keepalive.Reset(r.keepaliveEvery)
@@ -204,12 +214,24 @@ func (r *relay) forward(ev providers.Event) error {
 			r.rec.finish = append(r.rec.finish, f.Str)
 		}
 	}
-	if ev.UsageOnly && !r.call.includeUsage {
-		return nil
+	if r.format != nil {
+		if !r.started {
+			r.started = true
+			w.Write(r.format.start())
+		}
+		out, err := r.format.chunk(ev.Data, ev.Usage)
+		w.Write(out) // what was translated before a failure still goes out
+		if err != nil {
+			r.broken = fmt.Errorf("translating the upstream's stream: %w", err)
+		}
+	} else {
+		if ev.UsageOnly && !r.call.includeUsage {
+			return nil
+		}
+		w.Write(sseData)
+		w.Write(ev.Data)
+		w.Write(sseEnd)
 	}
-	w.Write(sseData)
-	w.Write(ev.Data)
-	w.Write(sseEnd)
 	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
 	return w.Flush()
 }
@@ -220,18 +242,29 @@ func (r *relay) forward(ev providers.Event) error {
 func (r *relay) end(err error) {
 	w := r.w
 	r.settle()
+	if r.format != nil && !r.started {
+		r.started = true
+		w.Write(r.format.start())
+	}
 	if !errors.Is(err, io.EOF) {
 		e := toAPIError(err)
 		r.rec.err = e
 		r.rec.status = e.Status
 		r.s.router.Report(r.d, err)
-		w.Write(sseData)
-		w.Write(marshalError(e))
-		w.Write(sseEnd)
+		if r.format != nil {
+			w.Write(r.format.fail(e))
+		} else {
+			w.Write(sseData)
+			w.Write(marshalError(e))
+			w.Write(sseEnd)
+		}
 	} else {
 		r.s.router.Report(r.d, nil) // a clean end: the deployment is healthy
+		if r.format != nil {
+			w.Write(r.format.end(r.rec.usage))
+		}
 	}
-	if errors.Is(err, io.EOF) && r.rec.usage.Estimated && r.call.includeUsage {
+	if r.format == nil && errors.Is(err, io.EOF) && r.rec.usage.Estimated && r.call.includeUsage {
 		w.Write(sseData)
 		w.Write(r.usageChunk())
 		w.Write(sseEnd)
@@ -240,7 +273,7 @@ func (r *relay) end(err error) {
 	w.Write(sseCost)
 	w.Write(r.costComment())
 	w.Write(sseEnd)
-	if errors.Is(err, io.EOF) {
+	if r.format == nil && errors.Is(err, io.EOF) {
 		w.Write(sseDone)
 	}
 	setWriteDeadline(r.conn, r.s.cfg.Server.WriteTimeout)
