@@ -1,8 +1,23 @@
 package gateway
 
 import (
+	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/providers"
 )
+
+// coveredBy reports whether every entity found in native was also found
+// in translated (as many, by label, strong and weak): then a decision
+// made on the translation holds for the native request too.
+func coveredBy(native, translated classify.Findings) bool {
+	for _, pair := range [][2]map[string]int{{native.Counts(), translated.Counts()}, {native.WeakCounts(), translated.WeakCounts()}} {
+		for label, n := range pair[0] {
+			if pair[1][label] < n {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Ingresses
 //

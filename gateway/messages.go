@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -26,7 +27,7 @@ const messagesPrefix = "/v1/messages"
 // answer and the stream are rendered as Anthropic's.
 func (s *Server) messagesHandler(c *fiber.Ctx) error {
 	p := c.Locals(localPrincipal).(*Principal)
-	req, err := s.parseMessages(c, messages.Parse)
+	req, body, err := s.parseMessages(c, messages.Parse)
 	if err != nil {
 		return err
 	}
@@ -42,6 +43,10 @@ func (s *Server) messagesHandler(c *fiber.Ctx) error {
 		c.Set(HeaderDropped, strings.Join(notes, ","))
 	}
 	call.ingress = messagesIngress{model: req.Model}
+	// An Anthropic backend gets the client's own request, cache_control,
+	// thinking and beta features included (unless redaction applies or it
+	// holds data the translation does not: see serve).
+	call.native = &providers.Native{Format: providers.FormatAnthropicMessages, Body: bytes.Clone(body), Beta: betas(c.Get("anthropic-beta"))}
 	return s.serve(c, p, call)
 }
 
@@ -51,7 +56,7 @@ func (s *Server) messagesHandler(c *fiber.Ctx) error {
 // an over-counting approximation elsewhere). It costs no quota.
 func (s *Server) countTokens(c *fiber.Ctx) error {
 	p := c.Locals(localPrincipal).(*Principal)
-	req, err := s.parseMessages(c, messages.ParseCountTokens)
+	req, _, err := s.parseMessages(c, messages.ParseCountTokens)
 	if err != nil {
 		return err
 	}
@@ -79,23 +84,44 @@ func (s *Server) countTokens(c *fiber.Ctx) error {
 // parseMessages reads and checks a Messages body: JSON limits and
 // repeated keys in one linear pass before anything else, then Anthropic's
 // own validation.
-func (s *Server) parseMessages(c *fiber.Ctx, parse func([]byte) (*messages.Request, error)) (*messages.Request, error) {
+func (s *Server) parseMessages(c *fiber.Ctx, parse func([]byte) (*messages.Request, error)) (*messages.Request, []byte, error) {
 	body, err := s.requestBody(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(body) == 0 {
-		return nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
+		return nil, nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
 	}
 	l := resolveJSONLimits(s.cfg.Server.JSON)
 	if v := checkJSON(body, l); v.problem != jsonOK {
-		return nil, v.apiError(l)
+		return nil, nil, v.apiError(l)
 	}
 	req, err := parse(body)
 	if err != nil {
-		return nil, messagesError(err)
+		return nil, nil, messagesError(err)
 	}
-	return req, nil
+	return req, body, nil
+}
+
+// betas splits an anthropic-beta header ("a,b, c") into its values.
+func betas(h string) []string {
+	var out []string
+	for v := range strings.SplitSeq(h, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// speaksNative reports whether deployment d's provider sends call's
+// native request as it is.
+func speaksNative(call *call, p providers.Provider) bool {
+	if call.native == nil {
+		return false
+	}
+	ns, ok := p.(providers.NativeSpeaker)
+	return ok && ns.SpeaksNative(call.native.Format)
 }
 
 // messagesError carries a messages.Error's status and message into the

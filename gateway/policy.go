@@ -203,6 +203,7 @@ type redacting struct {
 func (r redacting) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
 	q := *req
 	q.Body = r.body
+	q.Native = nil // the client's own request is not redacted: never send it
 	res, err := r.Provider.Do(ctx, &q)
 	if err != nil || res == nil {
 		return res, err
@@ -215,6 +216,7 @@ func (r redacting) Do(ctx context.Context, req *providers.Request) (*providers.R
 func (r redacting) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
 	q := *req
 	q.Body = r.body
+	q.Native = nil // the client's own request is not redacted: never send it
 	st, err := r.Provider.Stream(ctx, &q)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,11 @@ type call struct {
 	// it is not OpenAI's (the body above is then a translation); nil
 	// relays OpenAI's answers as they come.
 	ingress ingress
+	// native is the client's own request, for a backend that speaks its
+	// format (providers.Native); nil when there is none, or when it holds
+	// sensitive data the translated body does not (the decision was made
+	// on the translation).
+	native *providers.Native
 }
 
 // parseCallWith validates the body of an OpenAI request before any other
@@ -126,6 +131,9 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 	// Labels and counts only: the matched text never leaves here.
 	sp := s.child(rec, "classify")
 	call.findings = s.classifier.ScanRequest(call.body)
+	if call.native != nil && !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings) {
+		call.native = nil // the decision covers only what the translation holds
+	}
 	rec.entities = call.findings.Counts()
 	sp.SetAttributes(attribute.Int("switchyard.entities", len(rec.entities)))
 	sp.End()
@@ -142,7 +150,7 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 		return err
 	}
 	rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
-	req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID}
+	req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID, Native: call.native}
 	if call.stream {
 		return s.stream(c, call, req, rec)
 	}
@@ -169,7 +177,9 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	cost := d.Price.Cost(billed(usage))
 	rec.usage, rec.cost = usage, cost
 	body := res.Response.Body
-	if call.ingress != nil {
+	if res.Response.Native {
+		c.Response().Header.Del(HeaderDropped) // the backend got the client's own request
+	} else if call.ingress != nil {
 		if body, err = call.ingress.answer(body, usage); err != nil {
 			return err
 		}

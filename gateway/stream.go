@@ -74,6 +74,9 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	c.Locals(localStreaming, true)
 
 	setBackendHeaders(c, d)
+	if speaksNative(call, d.Provider) {
+		c.Response().Header.Del(HeaderDropped) // the backend gets the client's own request
+	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
@@ -113,6 +116,7 @@ type relay struct {
 	format       streamFormat // the client's format; nil relays OpenAI chunks as they are
 	started      bool         // format.start was written
 	broken       error        // format.chunk failed: the stream ends with an error
+	native       bool         // the backend answered in the client's format
 	usage        *providers.Usage
 	promptTokens int64  // as d counts them, for usage the upstream does not report
 	chunks       int    // events relayed, the estimate of completion tokens
@@ -203,6 +207,10 @@ func (r *relay) forward(ev providers.Event) error {
 	if r.id == "" {
 		r.id = gjson.GetBytes(ev.Data, "id").Str
 		r.model = gjson.GetBytes(ev.Data, "model").Str
+		if ev.Native { // Anthropic's message_start
+			r.id = gjson.GetBytes(ev.Data, "message.id").Str
+			r.model = gjson.GetBytes(ev.Data, "message.model").Str
+		}
 		r.created = gjson.GetBytes(ev.Data, "created").Int()
 		r.rec.respID, r.rec.respModel = r.id, r.model
 		r.rec.ttfc = time.Since(r.rec.start)
@@ -213,8 +221,21 @@ func (r *relay) forward(ev providers.Event) error {
 		if f := gjson.GetBytes(ev.Data, "choices.0.finish_reason"); f.Type == gjson.String && f.Str != "" {
 			r.rec.finish = append(r.rec.finish, f.Str)
 		}
+		if f := gjson.GetBytes(ev.Data, "delta.stop_reason"); ev.Native && f.Type == gjson.String && f.Str != "" {
+			r.rec.finish = append(r.rec.finish, f.Str)
+		}
 	}
-	if r.format != nil {
+	if ev.Native {
+		// The backend speaks the client's format: its events go as they
+		// are (event name from the data's type), start and end included.
+		r.native, r.started = true, true
+		w.WriteString("event: ")
+		w.WriteString(gjson.GetBytes(ev.Data, "type").Str)
+		w.WriteString("\n")
+		w.Write(sseData)
+		w.Write(ev.Data)
+		w.Write(sseEnd)
+	} else if r.format != nil {
 		if !r.started {
 			r.started = true
 			w.Write(r.format.start())
@@ -260,7 +281,7 @@ func (r *relay) end(err error) {
 		}
 	} else {
 		r.s.router.Report(r.d, nil) // a clean end: the deployment is healthy
-		if r.format != nil {
+		if r.format != nil && !r.native {
 			w.Write(r.format.end(r.rec.usage))
 		}
 	}

@@ -47,6 +47,37 @@ type Request struct {
 	Stream bool
 	// RequestID is the gateway's request id, forwarded upstream.
 	RequestID string
+	// Native, when set, is the client's own request in another API
+	// format. A provider that speaks that format natively (NativeSpeaker)
+	// sends it instead of translating Body, so nothing is lost in
+	// translation, and answers in that format (Response.Native,
+	// Event.Native). Others ignore it and translate Body. The gateway
+	// sets it only when the policy's decision covered everything in it.
+	Native *Native
+}
+
+// Native formats.
+const (
+	// FormatAnthropicMessages is Anthropic's Messages API (POST
+	// /v1/messages).
+	FormatAnthropicMessages = "anthropic.messages"
+)
+
+// Native is a request in its client's own format.
+type Native struct {
+	// Format is the API format, e.g. FormatAnthropicMessages.
+	Format string
+	// Body is the client's JSON body. Providers must not modify it in
+	// place, and must write the upstream model into what they send.
+	Body []byte
+	// Beta is the client's anthropic-beta header values, for an
+	// Anthropic backend (added to the backend's configured ones).
+	Beta []string
+}
+
+// NativeSpeaker is a Provider that sends some Native formats as they are.
+type NativeSpeaker interface {
+	SpeaksNative(format string) bool
 }
 
 // Usage is normalised token usage.
@@ -70,6 +101,9 @@ type Response struct {
 	Body []byte
 	// Usage is parsed from Body; nil when the upstream reported none.
 	Usage *Usage
+	// Native is true when Body is in the request's Native format (the
+	// provider sent the client's own request), not OpenAI's.
+	Native bool
 }
 
 // Event is one streamed chunk.
@@ -82,6 +116,11 @@ type Event struct {
 	// UsageOnly is true for the final chunk that carries usage and no
 	// choices, the one stream_options.include_usage asks for.
 	UsageOnly bool
+	// Native is true when Data is one event of the request's Native
+	// format (for Anthropic: the data of one SSE event, whose "type" is
+	// its event name), not an OpenAI chunk. Usage is still set from the
+	// events that carry it (cumulatively: the latest is the total).
+	Native bool
 }
 
 // Stream is an open streaming response.

@@ -8,6 +8,11 @@
 // endpoint. The chat completion id is the Anthropic message id prefixed
 // with "chatcmpl-", created is the time the answer arrived, and model is
 // the model Anthropic reports.
+//
+// A request that carries the client's own Messages request
+// (providers.Request.Native in providers.FormatAnthropicMessages) is sent
+// as it is instead, with only the model and stream members rewritten, and
+// answered as Anthropic's JSON and events (see native.go).
 package anthropic
 
 import (
@@ -41,7 +46,8 @@ type Options struct {
 	APIKey string
 	// Version is the anthropic-version header; empty means DefaultVersion.
 	Version string
-	// Beta lists anthropic-beta header values, sent comma-joined.
+	// Beta lists anthropic-beta header values, sent comma-joined; a native
+	// request adds the client's own (see native.go).
 	Beta []string
 	// DefaultMaxTokens is max_tokens when the client sent none, which the
 	// Messages API requires. Zero means DefaultMaxTokens.
@@ -58,7 +64,10 @@ type Client struct {
 	now func() time.Time
 }
 
-var _ providers.Provider = (*Client)(nil)
+var (
+	_ providers.Provider      = (*Client)(nil)
+	_ providers.NativeSpeaker = (*Client)(nil)
+)
 
 // New returns a Client with its own keep-alive connection pool.
 func New(o Options) *Client {
@@ -74,15 +83,20 @@ func New(o Options) *Client {
 	return &Client{Client: upstream.New(o.Options), o: o, url: strings.TrimRight(o.BaseURL, "/") + "/v1/messages", now: time.Now}
 }
 
-// Do sends a non-streaming request.
+// Do sends a non-streaming request: the client's own Messages request
+// when it has one (see native.go), else the translated chat request.
 func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
+	if isNative(req) {
+		return c.doNative(ctx, req)
+	}
 	body, err := c.body(req, false)
 	if err != nil {
 		return nil, err
 	}
 	a := c.Start(ctx)
 	defer a.End()
-	data, err := c.Post(a, func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body, false) }, c.statusError)
+	beta := strings.Join(c.o.Beta, ",")
+	data, err := c.Post(a, func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body, beta, false) }, c.statusError)
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +107,18 @@ func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Res
 	return r.ProviderResponse(), nil
 }
 
-// Stream starts a streaming request.
+// Stream starts a streaming request: the client's own Messages request
+// when it has one (see native.go), else the translated chat request.
 func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
+	if isNative(req) {
+		return c.streamNative(ctx, req)
+	}
 	body, err := c.body(req, true)
 	if err != nil {
 		return nil, err
 	}
-	a, rc, err := c.OpenStream(ctx, "text/event-stream", func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body, true) }, c.statusError)
+	beta := strings.Join(c.o.Beta, ",")
+	a, rc, err := c.OpenStream(ctx, "text/event-stream", func(ctx context.Context) (*http.Response, error) { return c.send(ctx, req, body, beta, true) }, c.statusError)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +138,9 @@ func (c *Client) body(req *providers.Request, stream bool) ([]byte, error) {
 	return buildRequest(r, req.Model, c.o.DefaultMaxTokens, stream)
 }
 
-func (c *Client) send(ctx context.Context, req *providers.Request, body []byte, stream bool) (*http.Response, error) {
+// send posts body with the backend's headers; beta is the anthropic-beta
+// value, empty for none.
+func (c *Client) send(ctx context.Context, req *providers.Request, body []byte, beta string, stream bool) (*http.Response, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -135,8 +156,8 @@ func (c *Client) send(ctx context.Context, req *providers.Request, body []byte, 
 		h.Set("X-Api-Key", c.o.APIKey)
 	}
 	h.Set("Anthropic-Version", c.o.Version)
-	if len(c.o.Beta) > 0 {
-		h.Set("Anthropic-Beta", strings.Join(c.o.Beta, ","))
+	if beta != "" {
+		h.Set("Anthropic-Beta", beta)
 	}
 	if req.RequestID != "" {
 		h.Set("X-Request-Id", req.RequestID)

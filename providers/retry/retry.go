@@ -40,7 +40,10 @@ type Provider struct {
 	p    Policy
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider      = (*Provider)(nil)
+	_ providers.NativeSpeaker = (*Provider)(nil)
+)
 
 // Wrap returns p retrying under pol; with one attempt it returns p itself.
 func Wrap(p providers.Provider, pol Policy) providers.Provider {
@@ -57,6 +60,13 @@ func Wrap(p providers.Provider, pol Policy) providers.Provider {
 		pol.Sleep = sleep
 	}
 	return &Provider{next: p, p: pol}
+}
+
+// SpeaksNative reports whether the wrapped provider sends format as it is
+// (providers.NativeSpeaker), so that wrapping hides nothing.
+func (r *Provider) SpeaksNative(format string) bool {
+	ns, ok := r.next.(providers.NativeSpeaker)
+	return ok && ns.SpeaksNative(format)
 }
 
 // Do sends a request, retrying transient failures.

@@ -104,3 +104,20 @@ func TestHTTPDateRetryAfter(t *testing.T) {
 	require.True(t, ok)
 	require.InDelta(t, 3*time.Second, d, float64(1500*time.Millisecond))
 }
+
+// native is a provider that speaks one native format.
+type native struct{ scripted }
+
+func (native) SpeaksNative(format string) bool { return format == providers.FormatAnthropicMessages }
+
+// TestSpeaksNative: the wrapper answers for the provider it wraps.
+func TestSpeaksNative(t *testing.T) {
+	pol := Policy{Attempts: 3, Base: time.Millisecond, Max: time.Millisecond}
+	ns, ok := Wrap(&native{}, pol).(providers.NativeSpeaker)
+	require.True(t, ok)
+	require.True(t, ns.SpeaksNative(providers.FormatAnthropicMessages))
+	require.False(t, ns.SpeaksNative("other.format"))
+	ns, ok = Wrap(&scripted{}, pol).(providers.NativeSpeaker)
+	require.True(t, ok)
+	require.False(t, ns.SpeaksNative(providers.FormatAnthropicMessages), "a provider that speaks nothing natively")
+}
