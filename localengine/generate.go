@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hybridgroup/yzma/pkg/llama"
@@ -150,6 +151,9 @@ type Request struct {
 	// Stop sequences end the completion; they are not part of the text.
 	Stop     []string
 	Sampling Sampling
+	// Grammar, when set, constrains sampling to a GBNF grammar (llama.cpp's
+	// format) whose start rule is "root".
+	Grammar string
 }
 
 // Usage is the engine's exact token count for one request.
@@ -171,9 +175,10 @@ type job struct {
 	ctx       context.Context
 	prompt    []llama.Token
 	maxTokens int
-	sampling  Sampling
 	embed     bool
 	enqueued  time.Time
+	smpl      samplers    // built by the caller; the slot that admits it owns them
+	halt      atomic.Bool // Generation.Stop: end at the next step
 
 	out textOut // scheduler only
 
@@ -270,13 +275,21 @@ func (m *Model) queue(ctx context.Context, req Request, prompt []llama.Token) (*
 			stops = append(stops, s)
 		}
 	}
-	j := &job{ctx: ctx, prompt: prompt, maxTokens: maxTokens, sampling: req.Sampling, enqueued: time.Now(),
-		out: textOut{stops: stops}, notify: make(chan struct{}, 1)}
+	smpl, err := newSampler(m.vocab, req.Sampling, req.Grammar)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{ctx: ctx, prompt: prompt, maxTokens: maxTokens, enqueued: time.Now(),
+		out: textOut{stops: stops}, notify: make(chan struct{}, 1), smpl: smpl}
 	if err := m.enqueue(j); err != nil {
+		j.freeSampler()
 		return nil, err
 	}
 	return &Generation{j: j}, nil
 }
+
+// freeSampler frees the samplers no slot took.
+func (j *job) freeSampler() { j.smpl.free() }
 
 // enqueue queues a job; the caller holds m.mu for reading, so the
 // scheduler has not made its last drain yet.
@@ -321,6 +334,14 @@ func (g *Generation) Next() (string, error) {
 			return "", j.ctx.Err()
 		}
 	}
+}
+
+// Stop ends the generation early, as if the model had stopped: the
+// scheduler frees the slot at its next step, Next returns what was
+// produced until then and io.EOF, and Result says FinishStop with the
+// exact usage.
+func (g *Generation) Stop() {
+	g.j.halt.Store(true)
 }
 
 // Result is how the generation ended and its exact usage; valid once Next

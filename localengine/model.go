@@ -115,6 +115,7 @@ type Model struct {
 	template string
 	window   int // tokens per slot
 	nEmbd    int32
+	nVocab   int32
 
 	jobs chan *job
 	quit chan struct{}
@@ -186,6 +187,7 @@ func (rt *Runtime) Load(spec Spec) (*Model, error) {
 		vocab:     llama.ModelGetVocab(lm),
 		window:    int(llama.NCtxSeq(lctx)),
 		nEmbd:     llama.ModelNEmbd(lm),
+		nVocab:    llama.VocabNTokens(llama.ModelGetVocab(lm)),
 		jobs:      make(chan *job, spec.Queue),
 		recurrent: llama.ModelIsRecurrent(lm) || llama.ModelIsHybrid(lm),
 		quit:      make(chan struct{}),

@@ -25,6 +25,9 @@ type Provider struct {
 	pool *Pool
 	// now is the clock for "created"; nil means time.Now.
 	now func() time.Time
+	// autoGrammar, in tests, constrains tool_choice auto as well (to make
+	// a random model call tools); nil in production.
+	autoGrammar func(*toolSet) string
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -49,6 +52,7 @@ type call struct {
 	inputs []string  // embeddings
 	base64 bool      // embeddings encoding_format
 	id     string
+	tools  *toolSet // chat: offered tools, nil when none are
 }
 
 func (p *Provider) parse(req *providers.Request) (*call, error) {
@@ -93,8 +97,20 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 		return nil, engineError(ErrWrongKind, "model")
 	}
 	if req.Operation == providers.OpChat {
-		if c.msgs, err = body.chatMessages(); err != nil {
+		ts, err := body.toolSet()
+		if err != nil {
 			return nil, err
+		}
+		if c.msgs, err = body.chatMessages(ts); err != nil {
+			return nil, err
+		}
+		if ts.active() {
+			c.tools = ts
+		}
+		if ts.constrained() {
+			c.gen.Grammar = toolGrammar(ts)
+		} else if ts.active() && p.autoGrammar != nil {
+			c.gen.Grammar = p.autoGrammar(ts)
 		}
 	}
 	return c, nil
@@ -139,7 +155,21 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*providers.R
 	if err != nil {
 		return nil, err
 	}
+	var parser *callParser
+	if c.tools != nil {
+		parser = newCallParser(c.tools)
+	}
 	var text []byte
+	var calls []toolCall
+	add := func(evs []toolEvent) {
+		for _, ev := range evs {
+			if ev.Call == nil {
+				text = append(text, ev.Text...)
+				continue
+			}
+			calls = append(calls, toolCall{ID: newCallID(), Type: "function", Function: functionCall{Name: ev.Call.Name, Arguments: ev.Call.Arguments}})
+		}
+	}
 	for {
 		s, err := g.Next()
 		if err == io.EOF {
@@ -148,14 +178,33 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*providers.R
 		if err != nil {
 			return nil, engineError(err, c.param())
 		}
-		text = append(text, s...)
+		if parser == nil {
+			text = append(text, s...)
+			continue
+		}
+		add(parser.push(s))
+		// parallel_tool_calls false: the first call ends the answer. (A
+		// grammar allows only the end of the turn after it, so the model
+		// ends by itself, and the usage does not depend on when the reader
+		// noticed the call.)
+		if parser.done && !c.tools.constrained() {
+			g.Stop()
+		}
+	}
+	if parser != nil {
+		add(parser.flush())
 	}
 	finish, u := g.Result()
 	usage := usageJSON(u)
 	var out any
 	if c.op == providers.OpChat {
+		msg := &chatMessage{Role: "assistant", ToolCalls: calls}
+		if content := string(text); content != "" || len(calls) == 0 {
+			msg.Content = &content
+		}
+		finish = finishReason(finish, len(calls))
 		out = chatCompletion{ID: "chatcmpl-" + c.id, Object: "chat.completion", Created: p.created(), Model: c.name,
-			Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: string(text)}, FinishReason: &finish}},
+			Choices: []chatChoice{{Message: msg, FinishReason: &finish}},
 			Usage:   &usage}
 	} else {
 		out = textCompletion{ID: "cmpl-" + c.id, Object: "text_completion", Created: p.created(), Model: c.name,
@@ -166,6 +215,15 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*providers.R
 		return nil, err
 	}
 	return &providers.Response{Body: b, Usage: usage.normalised()}, nil
+}
+
+// finishReason is "tool_calls" when the model called tools and stopped by
+// itself; a completion cut by max_tokens stays "length".
+func finishReason(finish string, calls int) string {
+	if calls > 0 && finish == FinishStop {
+		return "tool_calls"
+	}
+	return finish
 }
 
 func (p *Provider) embed(ctx context.Context, c *call) (*providers.Response, error) {
@@ -229,12 +287,16 @@ func (p *Provider) Stream(ctx context.Context, req *providers.Request) (provider
 		cancel()
 		return nil, err
 	}
-	return &stream{p: p, c: c, g: g, cancel: cancel, created: p.created()}, nil
+	st := &stream{p: p, c: c, g: g, cancel: cancel, created: p.created()}
+	if c.tools != nil {
+		st.parser = newCallParser(c.tools)
+	}
+	return st, nil
 }
 
-// stream produces OpenAI chunks: the role, the text deltas, the finish
-// reason, then a usage-only chunk (the gateway drops it unless the client
-// asked for stream_options.include_usage).
+// stream produces OpenAI chunks: the role, the text deltas and tool-call
+// deltas, the finish reason, then a usage-only chunk (the gateway drops
+// it unless the client asked for stream_options.include_usage).
 type stream struct {
 	p       *Provider
 	c       *call
@@ -242,11 +304,27 @@ type stream struct {
 	cancel  context.CancelFunc
 	created int64
 	state   int // 0 role, 1 text, 2 usage, 3 done
-	finish  string
 	usage   usageBody
+	parser  *callParser // nil without tools
+	calls   int
+	queue   []providers.Event // chunks made, not yet returned
 }
 
 func (s *stream) Recv() (providers.Event, error) {
+	for {
+		if len(s.queue) > 0 {
+			ev := s.queue[0]
+			s.queue = s.queue[1:]
+			return ev, nil
+		}
+		if err := s.fill(); err != nil {
+			return providers.Event{}, err
+		}
+	}
+}
+
+// fill makes the next chunks.
+func (s *stream) fill() error {
 	switch s.state {
 	case 0:
 		s.state = 1
@@ -254,21 +332,34 @@ func (s *stream) Recv() (providers.Event, error) {
 			empty := ""
 			return s.chunk(&chatDelta{Role: "assistant", Content: &empty}, "", nil)
 		}
-		return s.Recv()
+		return nil
 	case 1:
 		text, err := s.g.Next()
 		if err == io.EOF {
 			s.state = 2
+			if s.parser != nil {
+				if err := s.events(s.parser.flush()); err != nil {
+					return err
+				}
+			}
 			finish, u := s.g.Result()
 			s.usage = usageJSON(u)
 			if s.c.op == providers.OpChat {
+				finish = finishReason(finish, s.calls)
 				return s.chunk(&chatDelta{}, "", &finish)
 			}
 			return s.chunk(nil, "", &finish)
 		}
 		if err != nil {
 			s.state = 3
-			return providers.Event{}, engineError(err, s.c.param())
+			return engineError(err, s.c.param())
+		}
+		if s.parser != nil {
+			err := s.events(s.parser.push(text))
+			if s.parser.done && !s.c.tools.constrained() {
+				s.g.Stop() // parallel_tool_calls false: the first call ends the answer
+			}
+			return err
 		}
 		if s.c.op == providers.OpChat {
 			return s.chunk(&chatDelta{Content: &text}, "", nil)
@@ -284,14 +375,42 @@ func (s *stream) Recv() (providers.Event, error) {
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
-			return providers.Event{}, err
+			return err
 		}
-		return providers.Event{Data: b, Usage: s.usage.normalised(), UsageOnly: true}, nil
+		s.queue = append(s.queue, providers.Event{Data: b, Usage: s.usage.normalised(), UsageOnly: true})
+		return nil
 	}
-	return providers.Event{}, io.EOF
+	return io.EOF
 }
 
-func (s *stream) chunk(delta *chatDelta, text string, finish *string) (providers.Event, error) {
+// events turns the call parser's output into chunks: text as content
+// deltas; a call as one delta with its id, type and name, then one with
+// its arguments.
+func (s *stream) events(evs []toolEvent) error {
+	for _, ev := range evs {
+		if ev.Call == nil {
+			text := ev.Text
+			if err := s.chunk(&chatDelta{Content: &text}, "", nil); err != nil {
+				return err
+			}
+			continue
+		}
+		i := s.calls
+		s.calls++
+		head := toolCallDelta{Index: i, ID: newCallID(), Type: "function", Function: functionCall{Name: ev.Call.Name}}
+		args := toolCallDelta{Index: i, Function: functionCall{Arguments: ev.Call.Arguments}}
+		if err := s.chunk(&chatDelta{ToolCalls: []toolCallDelta{head}}, "", nil); err != nil {
+			return err
+		}
+		if err := s.chunk(&chatDelta{ToolCalls: []toolCallDelta{args}}, "", nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunk queues one chunk.
+func (s *stream) chunk(delta *chatDelta, text string, finish *string) error {
 	var out any
 	if s.c.op == providers.OpChat {
 		out = chatCompletion{ID: "chatcmpl-" + s.c.id, Object: "chat.completion.chunk", Created: s.created, Model: s.c.name,
@@ -301,7 +420,11 @@ func (s *stream) chunk(delta *chatDelta, text string, finish *string) (providers
 			Choices: []textChoice{{Text: text, FinishReason: finish}}}
 	}
 	b, err := json.Marshal(out)
-	return providers.Event{Data: b}, err
+	if err != nil {
+		return err
+	}
+	s.queue = append(s.queue, providers.Event{Data: b})
+	return nil
 }
 
 func (s *stream) Close() error {
@@ -338,6 +461,9 @@ func engineError(err error, param string) error {
 
 // invalid is a 400 naming the parameter, as every provider answers it.
 func invalid(param, msg string) error { return chatwire.Invalid(param, "%s", msg) }
+
+// newCallID is a tool call's id, OpenAI-style.
+func newCallID() string { return "call_" + newID() }
 
 func newID() string {
 	var b [12]byte

@@ -3,7 +3,10 @@ package localengine
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/hybridgroup/yzma/pkg/llama"
 )
@@ -17,7 +20,7 @@ type slot struct {
 	cache  []llama.Token // tokens whose KV is in this sequence, in order
 	nPast  int           // prompt tokens already in the KV
 	last   llama.Token   // sampled, not yet decoded
-	smpl   llama.Sampler
+	smpl   samplers
 	iBatch int32 // batch index of this slot's logits in the current step, -1 if none
 	usage  Usage
 	start  time.Time
@@ -38,18 +41,18 @@ func (m *Model) run() {
 	batch := llama.BatchInit(int32(m.spec.Batch), 0, 1)
 	mem, memErr := llama.GetMemory(m.lctx)
 	piece := make([]byte, 256)
+	var cands []llama.TokenData // grammar sampling's candidates, reused
 	defer func() {
 		for _, s := range slots {
 			if s.job != nil {
 				s.job.end("", ErrClosed, s.usage)
 			}
-			if s.smpl != 0 {
-				llama.SamplerFree(s.smpl)
-			}
+			s.smpl.free()
 		}
 		for {
 			select {
 			case j := <-m.jobs:
+				j.freeSampler()
 				j.end("", ErrClosed, Usage{})
 			default:
 				llama.BatchFree(batch)
@@ -90,9 +93,14 @@ func (m *Model) run() {
 		default:
 		}
 		// A canceled request leaves at once; its slot is free this step.
+		// A stopped one ends as if the model had stopped.
 		for _, s := range slots {
-			if s.job != nil && s.job.ctx.Err() != nil {
+			switch {
+			case s.job == nil:
+			case s.job.ctx.Err() != nil:
 				m.release(s, "", s.job.ctx.Err())
+			case s.job.halt.Load():
+				m.release(s, FinishStop, nil)
 			}
 		}
 		m.stats.active.Store(int32(m.busy(slots)))
@@ -175,7 +183,11 @@ func (m *Model) run() {
 			if s.generating() && s.usage.CompletionTokens > 0 {
 				s.cache = append(s.cache, s.last) // the token fed this step
 			}
-			tok := llama.SamplerSample(s.smpl, m.lctx, s.iBatch)
+			tok, err := m.sample(s, &cands)
+			if err != nil {
+				m.release(s, "", err)
+				continue
+			}
 			generated++
 			s.usage.CompletionTokens++
 			if s.usage.CompletionTokens == 1 {
@@ -222,6 +234,7 @@ func (m *Model) busy(slots []*slot) int {
 // slot's KV.
 func (m *Model) admit(mem llama.Memory, slots []*slot, j *job) {
 	if err := j.ctx.Err(); err != nil {
+		j.freeSampler()
 		j.end("", err, Usage{})
 		return
 	}
@@ -259,13 +272,8 @@ func (m *Model) admit(mem llama.Memory, slots []*slot, j *job) {
 	s.job = j
 	s.usage = Usage{PromptTokens: len(j.prompt), CachedTokens: bestN}
 	s.start = time.Now()
-	if s.smpl != 0 {
-		llama.SamplerFree(s.smpl)
-		s.smpl = 0
-	}
-	if !j.embed {
-		s.smpl = newSampler(j.sampling)
-	}
+	s.smpl.free()
+	s.smpl, j.smpl = j.smpl, samplers{}
 }
 
 // release ends a slot's request; the slot is free for the next one at
@@ -313,9 +321,50 @@ func commonPrefix(a, b []llama.Token) int {
 	return n
 }
 
-// newSampler builds a request's sampler chain: penalties, then greedy at
-// temperature 0, else top-k, top-p, min-p, temperature and a seeded draw.
-func newSampler(p Sampling) llama.Sampler {
+// ErrGrammar is a grammar llama.cpp could not parse.
+var ErrGrammar = errors.New("local engine: llama.cpp rejected the grammar")
+
+// errNoToken is a grammar that allows no token of the vocabulary where
+// the generation stands.
+var errNoToken = errors.New("local engine: the grammar allows no token here")
+
+// samplers are a request's sampler chain and, for a constrained request,
+// its grammar, kept apart as llama.cpp's own server keeps them (see
+// Model.sample).
+type samplers struct {
+	chain   llama.Sampler
+	grammar llama.Sampler
+}
+
+func (s *samplers) free() {
+	if s.chain != 0 {
+		llama.SamplerFree(s.chain)
+	}
+	if s.grammar != 0 {
+		llama.SamplerFree(s.grammar)
+	}
+	*s = samplers{}
+}
+
+// newSampler builds a request's samplers: the chain (penalties, then
+// greedy at temperature 0, else top-k, top-p, min-p, temperature and a
+// seeded draw) and the grammar's when there is one. It only allocates,
+// so it may run outside the scheduler (with the model held open).
+func newSampler(vocab llama.Vocab, p Sampling, grammar string) (samplers, error) {
+	var out samplers
+	if grammar != "" {
+		if strings.IndexByte(grammar, 0) >= 0 {
+			return out, ErrGrammar
+		}
+		if out.grammar = llama.SamplerInitGrammar(vocab, grammar, "root"); out.grammar == 0 {
+			return out, ErrGrammar
+		}
+	}
+	out.chain = newChain(p)
+	return out, nil
+}
+
+func newChain(p Sampling) llama.Sampler {
 	chain := llama.SamplerChainInit(llama.SamplerChainDefaultParams())
 	if p.RepeatPenalty != 1 && p.RepeatPenalty != 0 || p.FrequencyPenalty != 0 || p.PresencePenalty != 0 {
 		repeat := p.RepeatPenalty
@@ -344,4 +393,63 @@ func newSampler(p Sampling) llama.Sampler {
 	llama.SamplerChainAdd(chain, llama.SamplerInitTemp(p.Temperature))
 	llama.SamplerChainAdd(chain, llama.SamplerInitDist(p.Seed))
 	return chain
+}
+
+// sample picks a slot's next token from its logits at its batch index.
+// With a grammar it does what llama-server does: sample without the
+// grammar, keep the token if the grammar allows it, and only otherwise
+// apply the grammar to the whole vocabulary and sample again. Applying
+// it to every token each step costs 15 to 18 ms per token for a 152k
+// vocabulary on one core; checking one token costs next to nothing. A
+// token is never accepted by a grammar that does not allow it (llama.cpp
+// aborts the process then).
+func (m *Model) sample(s *slot, cands *[]llama.TokenData) (llama.Token, error) {
+	if s.smpl.grammar == 0 {
+		return llama.SamplerSample(s.smpl.chain, m.lctx, s.iBatch), nil
+	}
+	logits, err := llama.GetLogitsIth(m.lctx, s.iBatch, int(m.nVocab))
+	if err != nil || logits == nil {
+		return 0, fmt.Errorf("local engine: no logits to sample: %v", err)
+	}
+	c := *cands
+	if cap(c) < len(logits) {
+		c = make([]llama.TokenData, len(logits))
+		*cands = c
+	}
+	c = c[:len(logits)]
+	pick := func(grammar bool) (llama.Token, bool) {
+		for i, l := range logits {
+			c[i] = llama.TokenData{Id: llama.Token(i), Logit: l}
+		}
+		arr := llama.TokenDataArray{Data: &c[0], Size: uint64(len(c)), Selected: -1}
+		if grammar {
+			llama.SamplerApply(s.smpl.grammar, &arr)
+		}
+		llama.SamplerApply(s.smpl.chain, &arr)
+		if arr.Data == nil || arr.Selected < 0 || uint64(arr.Selected) >= arr.Size {
+			return 0, false
+		}
+		// The samplers sort and cut the array in place; read it through
+		// the array, wherever its data now is.
+		sel := unsafe.Slice(arr.Data, arr.Size)[arr.Selected]
+		if math.IsInf(float64(sel.Logit), -1) {
+			return 0, false
+		}
+		return sel.Id, true
+	}
+	tok, ok := pick(false)
+	if ok {
+		one := llama.TokenData{Id: tok, Logit: 1}
+		single := llama.TokenDataArray{Data: &one, Size: 1, Selected: -1}
+		llama.SamplerApply(s.smpl.grammar, &single)
+		ok = !math.IsInf(float64(one.Logit), -1)
+	}
+	if !ok {
+		if tok, ok = pick(true); !ok {
+			return 0, errNoToken
+		}
+	}
+	llama.SamplerAccept(s.smpl.grammar, tok)
+	llama.SamplerAccept(s.smpl.chain, tok)
+	return tok, nil
 }

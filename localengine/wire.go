@@ -29,12 +29,17 @@ type genBody struct {
 	N                   *int              `json:"n"`
 	Tools               []json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage   `json:"tool_choice"`
-	Logprobs            json.RawMessage   `json:"logprobs"` // a bool for chat, an integer for completions
+	ParallelToolCalls   *bool             `json:"parallel_tool_calls"`
+	Functions           json.RawMessage   `json:"functions"`     // deprecated; refused
+	FunctionCall        json.RawMessage   `json:"function_call"` // deprecated; refused
+	Logprobs            json.RawMessage   `json:"logprobs"`      // a bool for chat, an integer for completions
 }
 
 type wireMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role         string          `json:"role"`
+	Content      json.RawMessage `json:"content"`
+	ToolCalls    []wireToolCall  `json:"tool_calls"`    // assistant
+	FunctionCall *wireFunction   `json:"function_call"` // assistant, deprecated
 }
 
 type contentPart struct {
@@ -60,8 +65,8 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 	default:
 		return r, invalid("logprobs", "the local engine does not return logprobs")
 	}
-	if len(b.Tools) > 0 && string(bytes.TrimSpace(b.ToolChoice)) != `"none"` {
-		return r, invalid("tools", "the local engine does not call tools; route tool use to another deployment")
+	if op == providers.OpCompletion && len(b.Tools) > 0 && string(bytes.TrimSpace(b.ToolChoice)) != `"none"` {
+		return r, invalid("tools", "completions take no tools; use /v1/chat/completions")
 	}
 	max := b.MaxCompletionTokens
 	if max == nil {
@@ -145,28 +150,6 @@ func (b *genBody) request(op providers.Operation) (Request, error) {
 	return r, nil
 }
 
-func (b *genBody) chatMessages() ([]Message, error) {
-	if len(b.Messages) == 0 {
-		return nil, invalid("messages", "messages must not be empty")
-	}
-	out := make([]Message, 0, len(b.Messages))
-	for i, m := range b.Messages {
-		if m.Role == "" {
-			return nil, invalid(fmt.Sprintf("messages[%d].role", i), "every message needs a role")
-		}
-		role := m.Role
-		if role == "developer" {
-			role = "system"
-		}
-		text, err := contentText(m.Content, i)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Message{Role: role, Content: text})
-	}
-	return out, nil
-}
-
 // contentText reads a message's content: a string, null, or text parts.
 func contentText(raw json.RawMessage, i int) (string, error) {
 	raw = bytes.TrimSpace(raw)
@@ -234,15 +217,37 @@ type chatChoice struct {
 }
 
 type chatMessage struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content"`
+	Role      string     `json:"role,omitempty"`
+	Content   *string    `json:"content"` // null only beside tool calls
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
-// chatDelta is a stream chunk's delta: the role first, then text, then
-// nothing ({}) beside the finish reason.
+type toolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function functionCall `json:"function"`
+}
+
+type functionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+// chatDelta is a stream chunk's delta: the role first, then text or tool
+// calls, then nothing ({}) beside the finish reason.
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string          `json:"role,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	ToolCalls []toolCallDelta `json:"tool_calls,omitempty"`
+}
+
+// toolCallDelta is a piece of a streamed call: the first for an index has
+// its id, type and name (arguments ""), the next its arguments.
+type toolCallDelta struct {
+	Index    int          `json:"index"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function functionCall `json:"function"`
 }
 
 type textCompletion struct {
