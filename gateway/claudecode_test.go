@@ -17,6 +17,10 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/packages/ssestream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/localengine/gguf"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the gateway's golden files")
@@ -166,4 +170,56 @@ func decodeJSON(t *testing.T, r io.Reader) any {
 	var v any
 	require.NoError(t, json.NewDecoder(r).Decode(&v))
 	return v
+}
+
+// The same session to the embedded engine: twenty tools rendered into the
+// prompt, the tool_result turn as a tool response, streamed back as
+// Anthropic events the SDK accumulates, with the engine's exact usage.
+func TestClaudeCodeSessionToTheLocalEngine(t *testing.T) {
+	lib := localLibOrSkip(t)
+	path := filepath.Join(t.TempDir(), "tiny-32k.gguf")
+	shape := gguf.Tiny
+	shape.Context = 32768
+	require.NoError(t, gguf.GenerateFile(path, shape, 11))
+	y := fmt.Sprintf(`
+server: {listen: 127.0.0.1:0, shutdown_timeout: 5s, stream_keepalive: 50ms}
+log: {level: error}
+policy: {audit: none}
+local_engine:
+  lib_dir: %s
+  models:
+    - {name: tiny, path: %s, context: 32768, slots: 1}
+backends:
+  - {name: local, kind: local}
+models:
+  - {name: chat, deployments: [{backend: local, model: tiny}]}
+keys:
+  - {id: test, sha256: %s, tenant: acme, team: search}
+`, lib, path, gateway.HashKey(testKey))
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	base, _ := startGateway(t, cfg)
+
+	session := claudeCodeSession("chat")
+	session, err = sjsonSet(session, "max_tokens", 24)
+	require.NoError(t, err)
+	status, raw := postClaudeCode(t, base, session)
+	require.Equal(t, 200, status, "%s", raw)
+	msg := accumulateClaude(t, raw)
+	assert.Contains(t, []anthropic.StopReason{anthropic.StopReasonEndTurn, anthropic.StopReasonMaxTokens, anthropic.StopReasonToolUse}, msg.StopReason)
+	assert.NotEmpty(t, msg.Content)
+	assert.Greater(t, msg.Usage.InputTokens, int64(4000), "the system prompt, twenty tools and the turns were evaluated")
+	assert.Positive(t, msg.Usage.OutputTokens)
+	assert.LessOrEqual(t, msg.Usage.OutputTokens, int64(24))
+	assert.Contains(t, string(raw), "x-switchyard-cost", "billed")
+}
+
+// sjsonSet sets a top-level member of a JSON object.
+func sjsonSet(body []byte, key string, v any) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	m[key] = v
+	return json.Marshal(m)
 }

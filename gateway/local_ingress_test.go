@@ -93,4 +93,58 @@ func TestLocalEngineThroughEveryIngress(t *testing.T) {
 		assert.Positive(t, short.InputTokens)
 		assert.Greater(t, long.InputTokens, short.InputTokens)
 	})
+
+	t.Run("tool round trips", func(t *testing.T) {
+		// tool_choice "any" / "required": the engine's grammar makes the
+		// tiny model call the tool; the result goes back as the next turn.
+		// An enum keeps the random model's arguments short.
+		city := map[string]any{"type": "string", "enum": []string{"Paris", "Tokyo"}}
+		cl := claude(base)
+		localTool := anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{Name: "get_weather",
+			InputSchema: anthropic.ToolInputSchemaParam{Properties: map[string]any{"city": city}, Required: []string{"city"}}}}
+		params := anthropic.MessageNewParams{Model: "chat", MaxTokens: 200, Tools: []anthropic.ToolUnionParam{localTool},
+			ToolChoice: anthropic.ToolChoiceUnionParam{OfAny: &anthropic.ToolChoiceAnyParam{DisableParallelToolUse: anthropic.Bool(true)}},
+			Messages:   []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("weather in Paris?"))}}
+		first, err := cl.Messages.New(ctx, params)
+		require.NoError(t, err)
+		var results []anthropic.ContentBlockParamUnion
+		for _, b := range first.Content {
+			if b.Type == "tool_use" {
+				use := b.AsToolUse()
+				assert.Equal(t, "get_weather", use.Name)
+				results = append(results, anthropic.NewToolResultBlock(use.ID, "sunny", false))
+			}
+		}
+		require.NotEmpty(t, results, "%+v", first.Content)
+		assert.Equal(t, anthropic.StopReasonToolUse, first.StopReason)
+		params.ToolChoice = anthropic.ToolChoiceUnionParam{OfAuto: &anthropic.ToolChoiceAutoParam{}}
+		params.Messages = append(params.Messages, first.ToParam(), anthropic.NewUserMessage(results...))
+		second, err := cl.Messages.New(ctx, params)
+		require.NoError(t, err)
+		assert.Greater(t, second.Usage.InputTokens+second.Usage.CacheReadInputTokens, first.Usage.InputTokens+first.Usage.CacheReadInputTokens,
+			"the call and its result were evaluated (the engine's prefix cache serves the earlier turns)")
+
+		oa := sdk(base)
+		tool := responses.ToolParamOfFunction("get_weather", map[string]any{
+			"type": "object", "properties": map[string]any{"city": city}, "required": []string{"city"}}, false)
+		r1, err := oa.Responses.New(ctx, responses.ResponseNewParams{Model: "chat", MaxOutputTokens: openai.Int(200),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("weather in Paris?")},
+			Tools: []responses.ToolUnionParam{tool}, ParallelToolCalls: openai.Bool(false),
+			ToolChoice: responses.ResponseNewParamsToolChoiceUnion{OfToolChoiceMode: openai.Opt(responses.ToolChoiceOptionsRequired)}})
+		require.NoError(t, err)
+		var outputs responses.ResponseInputParam
+		for _, item := range r1.Output {
+			if item.Type == "function_call" {
+				call := item.AsFunctionCall()
+				assert.Equal(t, "get_weather", call.Name)
+				outputs = append(outputs, functionOutput(call.CallID, "sunny"))
+			}
+		}
+		require.NotEmpty(t, outputs)
+		r2, err := oa.Responses.New(ctx, responses.ResponseNewParams{Model: "chat", MaxOutputTokens: openai.Int(16), PreviousResponseID: openai.String(r1.ID),
+			Tools: []responses.ToolUnionParam{tool},
+			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: outputs}})
+		require.NoError(t, err)
+		assert.Greater(t, r2.Usage.InputTokens, r1.Usage.InputTokens, "the stored conversation was evaluated")
+	})
 }
