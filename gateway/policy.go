@@ -41,11 +41,9 @@ const (
 // decide asks the policy where the request may go. It returns the route to
 // run: the allowed deployments in the policy's order, those of a kind with
 // a redaction obligation sending the redacted body. A denial is a 403.
-func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
+func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id string) (*router.Route, error) {
 	in := s.policyInput(c.Get, call, p, rec.requestID)
-	id := "dec_" + strings.TrimPrefix(newRequestID(), "req_")
 	c.Set(HeaderDecisionID, id)
-	rec.decisionID = id
 	sp := s.child(rec, "policy", attrDecisionID.String(id))
 	d, err := s.policy.Decide(rec.ctx, in) // the request's context: its trace, and its end
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/quota"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -142,19 +143,41 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 		return modelNotFound(call.model)
 	}
 	call.route, rec.route = rt, rt.Name
-	var err error
-	if call.route, err = s.decide(c, call, p, rec); err != nil {
+	adm, err := s.admitRequest(c, call, p, rec)
+	rec.decisionID, rec.ticket = adm.decisionID, adm.ticket
+	if err != nil {
 		return err
 	}
-	if call.route, err = s.admit(c, call, p, rec); err != nil {
-		return err
-	}
+	call.route = adm.route
 	rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
 	req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID, Native: call.native}
 	if call.stream {
 		return s.stream(c, call, req, rec)
 	}
 	return s.unary(c, call, req, rec)
+}
+
+// admission is what the pipeline decided for a request, in one value: the
+// route to run (the policy's order, its redaction and the quota's failure
+// mode applied), the decision that chose it, and the reservation it
+// holds (nil without quotas), which settles when the request ends.
+type admission struct {
+	route      *router.Route
+	decisionID string
+	ticket     *quota.Ticket
+}
+
+// admitRequest runs the policy, then the quotas, on a classified request.
+// The decision id is set even when it fails, for the logs.
+func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *record) (admission, error) {
+	a := admission{decisionID: "dec_" + strings.TrimPrefix(newRequestID(), "req_")}
+	rt, err := s.decide(c, call, p, rec, a.decisionID)
+	if err != nil {
+		return a, err
+	}
+	call.route = rt
+	a.route, a.ticket, err = s.admit(c, call, p, rec)
+	return a, err
 }
 
 // unary serves a non-streaming request.

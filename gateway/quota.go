@@ -98,9 +98,9 @@ func (s *Server) budgetInput(p *Principal) policies.Budget {
 // or 503 when it may not run. A request admitted while the store is down
 // (fail_open, local_only) still carries a ticket, so that its actual
 // usage is recorded when it settles.
-func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, error) {
+func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*router.Route, *quota.Ticket, error) {
 	if !s.quota.Enabled() {
-		return call.route, nil
+		return call.route, nil, nil
 	}
 	est := s.estimate(call)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Quotas.Redis.Timeout)
@@ -119,10 +119,10 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 	setRateHeaders(c, res.States)
 	switch {
 	case res.StoreErr != nil && !res.Allowed:
-		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
+		return nil, nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
 			Message: "Quotas cannot be checked right now and this key's limits do not allow requests without them; try again shortly.", Err: res.StoreErr}
 	case !res.Allowed:
-		return nil, quotaDenied(c, res)
+		return nil, nil, quotaDenied(c, res)
 	}
 	if res.LocalOnly() {
 		rt := &router.Route{Name: call.route.Name}
@@ -132,14 +132,12 @@ func (s *Server) admit(c *fiber.Ctx, call *call, p *Principal, rec *record) (*ro
 			}
 		}
 		if len(rt.Deployments) == 0 {
-			return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
+			return nil, nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "quota_unavailable",
 				Message: "Quotas cannot be checked right now; only local and self-hosted backends may serve meanwhile, and this model has none.", Err: res.StoreErr}
 		}
-		rec.ticket = ticket
-		return rt, nil
+		return rt, ticket, nil
 	}
-	rec.ticket = ticket
-	return call.route, nil
+	return call.route, ticket, nil
 }
 
 // estimate is what a request may use at most: its prompt (as the
