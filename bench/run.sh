@@ -11,6 +11,9 @@
 #   RATES     comma-separated req/s steps   (default 500,1000,2000,3000,5000,6000)
 #   DURATION  measured time per step        (default 10s)
 #   STREAM    also run streaming mode       (default true)
+#   API       format the gateway is sent: chat, responses (POST
+#             /v1/responses, store false) or messages (POST /v1/messages,
+#             key in x-api-key); the mock is always sent chat (default chat)
 #   OUT       markdown file to append to    (default bench/results.md)
 #   TRACES    true: export every request's spans (100% sampling) over
 #             OTLP/HTTP to the mock's /v1/traces sink (default: off)
@@ -22,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RATES=${RATES:-500,1000,2000,3000,5000,6000}
 DURATION=${DURATION:-10s}
 STREAM=${STREAM:-true}
+API=${API:-chat}
 OUT=${OUT:-$ROOT/bench/results.md}
 
 GW_ADDR=127.0.0.1:18080
@@ -125,6 +129,7 @@ status=0
 	-rates "$RATES" \
 	-duration "$DURATION" \
 	-stream="$STREAM" \
+	-api "$API" \
 	-pid "$GW_PID" \
 	-out "$OUT" \
 	"$@" || status=$?

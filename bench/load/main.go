@@ -7,6 +7,12 @@
 // rate, for -duration each, after a 1s warm-up of that target at that rate.
 // It prints a markdown report to stdout and appends it to -out.
 //
+// With -api responses or -api messages the gateway is sent the same request
+// (one short user message) as an OpenAI Responses request (POST /responses,
+// store false) or an Anthropic Messages request (POST /messages, key in
+// x-api-key), which it translates to chat completions and back; the direct
+// target is still sent chat, so "added" covers the translation.
+//
 //	load -gateway http://127.0.0.1:18080/v1 -direct http://127.0.0.1:18081/v1 \
 //	     -key sk-bench -stream -pid $(pidof switchyard) -out bench/results.md
 //
@@ -47,8 +53,10 @@
 // request), not vegeta's t-digest estimates. TTFB is measured like latency
 // but ends at the first response body byte (for streams: the first SSE
 // event). A response counts as successful only if it is 2xx and its body is
-// complete: it contains "choices" (json) or "[DONE]" (stream) and was read to
-// EOF within -timeout.
+// complete: it contains the format's marker and was read to EOF within
+// -timeout. The markers (apiFormats) are "choices" (json) and [DONE] (stream)
+// for chat, "output":[ and the response.completed event for Responses,
+// a text block in "content" and the message_stop event for Messages.
 //
 // # Harness cost
 //
@@ -66,12 +74,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -96,6 +102,7 @@ type options struct {
 	warmup     time.Duration
 	timeout    time.Duration
 	stream     bool
+	api        string
 	pid        int
 	out        string
 }
@@ -107,13 +114,14 @@ func main() {
 	)
 	flag.StringVar(&o.gatewayURL, "gateway", "", "gateway base `URL`, e.g. http://127.0.0.1:18080/v1 (required, loopback only)")
 	flag.StringVar(&o.directURL, "direct", "", "mock upstream base `URL`, e.g. http://127.0.0.1:18081/v1; empty starts the mock in-process")
-	flag.StringVar(&o.key, "key", "", "API key sent as \"Authorization: Bearer KEY\" to both targets")
+	flag.StringVar(&o.key, "key", "", "API key sent to both targets, as \"Authorization: Bearer KEY\" (as x-api-key with -api messages)")
 	flag.StringVar(&o.model, "model", "bench-model", "model name put in the request body")
 	flag.StringVar(&rates, "rates", "500,1000,2000,3000,5000,6000", "comma-separated request rates (req/s) to step through")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured attack duration per target and rate")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per target and rate")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout, body read included")
 	flag.BoolVar(&o.stream, "stream", false, "also run the streaming mode (stream:true, include_usage)")
+	flag.StringVar(&o.api, "api", "chat", "request format sent to the gateway: "+strings.Join(apiNames(), ", ")+"; the direct target is always sent chat")
 	flag.IntVar(&o.pid, "pid", 0, "gateway process id, to report its CPU use and RSS from /proc (0: skip)")
 	flag.StringVar(&o.out, "out", "", "markdown file to append the report to (empty: stdout only)")
 	flag.Parse()
@@ -139,7 +147,12 @@ func run(o options) error {
 	if o.duration <= 0 || o.warmup <= 0 || o.timeout <= 0 {
 		return errors.New("-duration, -warmup and -timeout must be positive")
 	}
-	gatewayEP, err := endpoint(o.gatewayURL)
+	gatewayAPI, err := lookupAPI(o.api)
+	if err != nil {
+		return err
+	}
+	directAPI := apiFormats["chat"]
+	gatewayEP, err := endpoint(o.gatewayURL, gatewayAPI.path)
 	if err != nil {
 		return fmt.Errorf("-gateway: %w", err)
 	}
@@ -153,7 +166,7 @@ func run(o options) error {
 		o.directURL = "http://" + srv.Addr + "/v1"
 		directDesc = o.directURL + " (in-process mock)"
 	}
-	directEP, err := endpoint(o.directURL)
+	directEP, err := endpoint(o.directURL, directAPI.path)
 	if err != nil {
 		return fmt.Errorf("-direct: %w", err)
 	}
@@ -179,10 +192,6 @@ func run(o options) error {
 	defer direct.client.CloseIdleConnections()
 	defer gateway.client.CloseIdleConnections()
 
-	header := http.Header{"Content-Type": {"application/json"}}
-	if o.key != "" {
-		header.Set("Authorization", "Bearer "+o.key)
-	}
 	modes := []string{"json"}
 	if o.stream {
 		modes = append(modes, "stream")
@@ -193,6 +202,8 @@ func run(o options) error {
 
 	rep := report{
 		started:    time.Now(),
+		api:        o.api,
+		gatewayAPI: gatewayAPI,
 		gatewayURL: o.gatewayURL,
 		directURL:  directDesc,
 		model:      o.model,
@@ -203,15 +214,14 @@ func run(o options) error {
 	}
 steps:
 	for _, mode := range modes {
-		spec := attackSpec{
-			mode:   mode,
-			body:   requestBody(o.model, mode == "stream"),
-			header: header,
-			marker: completionMarker(mode),
+		specs := map[*target]attackSpec{
+			direct:  directAPI.spec(mode, o.model, o.key),
+			gateway: gatewayAPI.spec(mode, o.model, o.key),
 		}
 		for _, rate := range o.rates {
-			spec.rate = rate
 			for _, t := range []*target{direct, gateway} {
+				spec := specs[t]
+				spec.rate = rate
 				pid := 0
 				if t == gateway {
 					pid = o.pid
@@ -280,8 +290,8 @@ func parseRates(s string) ([]int, error) {
 }
 
 // endpoint validates a base URL (http or https, loopback host) and returns
-// its chat completions endpoint.
-func endpoint(base string) (string, error) {
+// the URL of path (e.g. "/chat/completions") below it.
+func endpoint(base, path string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return "", err
@@ -299,45 +309,7 @@ func endpoint(base string) (string, error) {
 	if err := mock.CheckLoopback(net.JoinHostPort(u.Hostname(), port)); err != nil {
 		return "", fmt.Errorf("%q: refusing a non-loopback target: %w", base, err)
 	}
-	return strings.TrimRight(u.String(), "/") + "/chat/completions", nil
-}
-
-// requestBody returns the chat completion request sent in every step.
-func requestBody(model string, stream bool) []byte {
-	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	}
-	type streamOptions struct {
-		IncludeUsage bool `json:"include_usage"`
-	}
-	req := struct {
-		Model         string         `json:"model"`
-		Messages      []message      `json:"messages"`
-		Stream        bool           `json:"stream"`
-		StreamOptions *streamOptions `json:"stream_options,omitempty"`
-	}{
-		Model:    model,
-		Messages: []message{{Role: "user", Content: "Say hello"}},
-		Stream:   stream,
-	}
-	if stream {
-		req.StreamOptions = &streamOptions{IncludeUsage: true}
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		panic(err) // cannot happen: only strings and bools
-	}
-	return b
-}
-
-// completionMarker is the byte string whose presence in a 2xx response body
-// marks the response as complete.
-func completionMarker(mode string) []byte {
-	if mode == "stream" {
-		return []byte("[DONE]")
-	}
-	return []byte(`"choices"`)
+	return strings.TrimRight(u.String(), "/") + path, nil
 }
 
 // hostDescription describes the machine for the report header.

@@ -20,6 +20,8 @@ const lateSendWarning = 2 * time.Millisecond
 // report accumulates the steps of a run and renders them as markdown.
 type report struct {
 	started     time.Time
+	api         string    // -api
+	gatewayAPI  apiFormat // what the gateway was sent
 	gatewayURL  string
 	directURL   string
 	model       string
@@ -35,12 +37,14 @@ type report struct {
 // markdown renders the report.
 func (rep *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Switchyard load benchmark, %s\n\n", rep.started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "## Switchyard load benchmark, gateway API %s, %s\n\n", rep.api, rep.started.UTC().Format("2006-01-02 15:04 MST"))
 	gw := "`" + rep.gatewayURL + "`"
 	if rep.pid > 0 {
 		gw += fmt.Sprintf(" (pid %d)", rep.pid)
 	}
 	fmt.Fprintf(&b, "- Gateway %s; direct `%s`; model `%s`.\n", gw, rep.directURL, rep.model)
+	fmt.Fprintf(&b, "- The gateway is sent %s (`POST …%s`, marker `%s` / `%s`); the direct target chat completions.\n",
+		rep.gatewayAPI.desc, rep.gatewayAPI.path, rep.gatewayAPI.jsonMarker, rep.gatewayAPI.streamMarker)
 	fmt.Fprintf(&b, "- Harness host: %s.\n", hostDescription())
 	fmt.Fprintf(&b, "- Each rate and target: %s warm-up, then %s of open-loop constant-rate requests; request timeout %s.\n",
 		rep.warmup, rep.duration, rep.timeout)
