@@ -171,7 +171,12 @@ func FuzzFind(f *testing.F) {
 }
 
 // FuzzWindowsAgreeWithFullScan checks that scanning only the triggered
-// windows finds exactly what scanning everything finds.
+// windows misses nothing that scanning everything finds: every byte of a
+// full-scan match is in a windowed match of the same label. Windows may
+// find more: a window that starts inside one match can find a second that
+// overlaps it ("0@0.AA@0.AA": "0@0.AA" and "AA@0.AA"), which one
+// left-to-right pass over the whole text skips; the two are then joined,
+// and masked together.
 func FuzzWindowsAgreeWithFullScan(f *testing.F) {
 	for _, s := range []string{"mail a.b@c.io, 4111-1111-1111-1111 +1 (415) 555-2671", "GB82 WEST 1234 5698 7654 32", "fe80::1%eth0 10.0.0.1", "x sk-abcdefghijklmnopqrstuvwxyz eyJabcde.eyJabcde.abcdefghijkl"} {
 		f.Add(s)
@@ -183,12 +188,15 @@ func FuzzWindowsAgreeWithFullScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		got := dropOverlaps(c.patterns(text, nil, true), c.rank)
 		want := dropOverlaps(c.patterns(text, nil, false), c.rank)
-		if len(got) != len(want) {
-			t.Fatalf("windows found %v, full scan %v in %q", got, want, text)
-		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("windows found %v, full scan %v in %q", got, want, text)
+		for _, w := range want {
+			covered := false
+			for _, g := range got {
+				if g.Label == w.Label && g.Start <= w.Start && w.End <= g.End && (w.Weak || !g.Weak) {
+					covered = true
+				}
+			}
+			if !covered {
+				t.Fatalf("windows found %v, full scan %v in %q: %+v is not covered", got, want, text, w)
 			}
 		}
 	})
