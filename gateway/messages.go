@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/ingress/messages"
 	"github.com/switchyard/switchyard/providers"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/tokens"
 )
 
@@ -85,22 +86,33 @@ func (s *Server) countTokens(c *fiber.Ctx) error {
 // repeated keys in one linear pass before anything else, then Anthropic's
 // own validation.
 func (s *Server) parseMessages(c *fiber.Ctx, parse func([]byte) (*messages.Request, error)) (*messages.Request, []byte, error) {
-	body, err := s.requestBody(c)
+	body, err := s.checkedBody(c)
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(body) == 0 {
-		return nil, nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
-	}
-	l := resolveJSONLimits(s.cfg.Server.JSON)
-	if v := checkJSON(body, l); v.problem != jsonOK {
-		return nil, nil, v.apiError(l)
 	}
 	req, err := parse(body)
 	if err != nil {
 		return nil, nil, messagesError(err)
 	}
 	return req, body, nil
+}
+
+// checkedBody reads a body for an ingress that parses its own format:
+// the JSON limits and repeated keys are checked first, in one linear
+// pass, as parseCallWith does for OpenAI's.
+func (s *Server) checkedBody(c *fiber.Ctx) ([]byte, error) {
+	body, err := s.requestBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
+	}
+	l := resolveJSONLimits(s.cfg.Server.JSON)
+	if v := checkJSON(body, l); v.problem != jsonOK {
+		return nil, v.apiError(l)
+	}
+	return body, nil
 }
 
 // betas splits an anthropic-beta header ("a,b, c") into its values.
@@ -112,6 +124,17 @@ func betas(h string) []string {
 		}
 	}
 	return out
+}
+
+// routeSpeaks reports whether some deployment of rt takes call's native
+// request, so that it is worth scanning.
+func routeSpeaks(rt *router.Route, call *call) bool {
+	for _, d := range rt.Deployments {
+		if speaksNative(call, d.Provider) {
+			return true
+		}
+	}
+	return false
 }
 
 // speaksNative reports whether deployment d's provider sends call's

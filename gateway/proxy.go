@@ -132,9 +132,6 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 	// Labels and counts only: the matched text never leaves here.
 	sp := s.child(rec, "classify")
 	call.findings = s.classifier.ScanRequest(call.body)
-	if call.native != nil && !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings) {
-		call.native = nil // the decision covers only what the translation holds
-	}
 	rec.entities = call.findings.Counts()
 	sp.SetAttributes(attribute.Int("switchyard.entities", len(rec.entities)))
 	sp.End()
@@ -143,6 +140,9 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 		return modelNotFound(call.model)
 	}
 	call.route, rec.route = rt, rt.Name
+	if call.native != nil && (!routeSpeaks(rt, call) || !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings)) {
+		call.native = nil // no taker, or the decision covers only what the translation holds
+	}
 	adm, err := s.admitRequest(c, call, p, rec)
 	rec.decisionID, rec.ticket = adm.decisionID, adm.ticket
 	if err != nil {

@@ -40,16 +40,9 @@ const storeTimeout = 2 * time.Second
 // when the request asked for it.
 func (s *Server) responsesHandler(c *fiber.Ctx) error {
 	p := c.Locals(localPrincipal).(*Principal)
-	body, err := s.requestBody(c)
+	body, err := s.checkedBody(c)
 	if err != nil {
 		return err
-	}
-	if len(body) == 0 {
-		return invalidRequest("invalid_json", "", "The request body is empty; expected a JSON object.")
-	}
-	l := resolveJSONLimits(s.cfg.Server.JSON)
-	if v := checkJSON(body, l); v.problem != jsonOK {
-		return v.apiError(l)
 	}
 	req, err := responses.Parse(body)
 	if err != nil {
