@@ -15,6 +15,8 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -400,6 +402,29 @@ type Backend struct {
 	// ContextWindow is the largest prompt plus completion, in tokens, the
 	// backend's models accept; 0 when unknown.
 	ContextWindow int64 `yaml:"context_window"`
+	// ResponsesAPI says how a request to POST /v1/responses reaches an
+	// openai backend: native (sent as the client wrote it, to the
+	// upstream's own /responses, stateless) or translate (to chat
+	// completions, which every OpenAI-compatible server speaks). Default:
+	// native when the base URL is OpenAI's own (api.openai.com), else
+	// translate.
+	ResponsesAPI string `yaml:"responses_api"`
+}
+
+// NativeResponses reports whether Responses requests go to this backend
+// natively (ResponsesAPI).
+func (b Backend) NativeResponses() bool {
+	switch b.ResponsesAPI {
+	case "native":
+		return b.Provider == ProviderOpenAI
+	case "translate":
+		return false
+	}
+	if b.Provider != ProviderOpenAI {
+		return false
+	}
+	u, err := url.Parse(b.BaseURL)
+	return err == nil && strings.EqualFold(u.Hostname(), "api.openai.com")
 }
 
 // AWSCredentials are static AWS credentials.

@@ -255,3 +255,27 @@ models:
 	_, err = Parse([]byte(strings.Replace(doc, "provider: anthropic, api_key: k}", "provider: azure, base_url: \"https://x.openai.azure.com/openai\"}", 1)), env(nil))
 	require.ErrorContains(t, err, "backends[1].api_version: is required for azure")
 }
+
+func TestNativeResponses(t *testing.T) {
+	for _, tc := range []struct {
+		b    Backend
+		want bool
+	}{
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1"}, true},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://API.OpenAI.com:443/v1"}, true},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1", ResponsesAPI: "translate"}, false},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1"}, false},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1", ResponsesAPI: "native"}, true},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com.evil.example/v1"}, false},
+		{Backend{Provider: "groq", BaseURL: "https://api.openai.com/v1"}, false},
+		{Backend{Provider: ProviderAzure, BaseURL: "https://x.openai.azure.com", ResponsesAPI: "native"}, false},
+	} {
+		assert.Equal(t, tc.want, tc.b.NativeResponses(), "%+v", tc.b)
+	}
+	for _, bad := range []string{"responses_api: yes", "responses_api: native\n    provider: anthropic"} {
+		y := "backends:\n  - name: b\n    kind: proprietary\n    base_url: http://x\n    " + bad + "\n"
+		_, err := Parse([]byte(y), func(string) (string, bool) { return "", false })
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), "responses_api")
+	}
+}

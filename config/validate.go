@@ -352,6 +352,15 @@ func (c *Config) Validate() error {
 			if b.ContextWindow < 0 {
 				v.add(fmt.Sprintf("backends[%d].context_window", i), "must be >= 0")
 			}
+			switch b.ResponsesAPI {
+			case "", "translate":
+			case "native":
+				if b.Provider != ProviderOpenAI {
+					v.add(fmt.Sprintf("backends[%d].responses_api", i), "native needs provider openai; got %q", b.Provider)
+				}
+			default:
+				v.add(fmt.Sprintf("backends[%d].responses_api", i), "must be native or translate; got %q", b.ResponsesAPI)
+			}
 		}
 	}
 	for i, d := range c.Classification.Custom {

@@ -71,7 +71,7 @@ func newProvider(b config.Backend, local *localengine.Pool) (providers.Provider,
 			AccessKeyID: b.AWS.AccessKeyID.Value(), SecretAccessKey: b.AWS.SecretAccessKey.Value(), SessionToken: b.AWS.SessionToken.Value()})
 	}
 	if _, ok := config.Presets[b.Provider]; ok || b.Provider == config.ProviderOpenAI {
-		return openai.New(openai.Options{Options: o, BaseURL: b.BaseURL, APIKey: b.APIKey.Value()}), nil
+		return openai.New(openai.Options{Options: o, BaseURL: b.BaseURL, APIKey: b.APIKey.Value(), Responses: b.NativeResponses()}), nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", b.Provider)
 }

@@ -36,6 +36,11 @@ type ingress interface {
 	// answer renders a complete OpenAI chat completion, whose usage (as
 	// reported or estimated) is given.
 	answer(chat []byte, usage *providers.Usage) ([]byte, error)
+	// nativeAnswer is the answer of a backend that took the client's own
+	// request (providers.Native): already in the client's format, it may
+	// still need the gateway's part (the Responses API's response id and
+	// stored conversation).
+	nativeAnswer(body []byte) ([]byte, error)
 	// events returns the translator for one stream; promptTokens is the
 	// prompt as the answering deployment counts it, for formats that
 	// report it before the upstream's usage is known.
@@ -50,6 +55,10 @@ type streamFormat interface {
 	// chunk translates one chunk (usage set when the chunk carried it,
 	// usage-only chunks included).
 	chunk(data []byte, usage *providers.Usage) ([]byte, error)
+	// native passes on the data of one event of a backend that took the
+	// client's own request, already in the client's format; start, chunk
+	// and end are then not called, fail still is.
+	native(data []byte) ([]byte, error)
 	// end closes a stream that ended cleanly, with its settled usage.
 	end(usage *providers.Usage) []byte
 	// fail closes a stream that failed after it started.

@@ -47,7 +47,9 @@ func (s *Server) messagesHandler(c *fiber.Ctx) error {
 	// An Anthropic backend gets the client's own request, cache_control,
 	// thinking and beta features included (unless redaction applies or it
 	// holds data the translation does not: see serve).
-	call.native = &providers.Native{Format: providers.FormatAnthropicMessages, Body: bytes.Clone(body), Beta: betas(c.Get("anthropic-beta"))}
+	if s.modelSpeaks(call.model, providers.FormatAnthropicMessages) {
+		call.native = &providers.Native{Format: providers.FormatAnthropicMessages, Body: bytes.Clone(body), Beta: betas(c.Get("anthropic-beta"))}
+	}
 	return s.serve(c, p, call)
 }
 
@@ -126,15 +128,23 @@ func betas(h string) []string {
 	return out
 }
 
-// routeSpeaks reports whether some deployment of rt takes call's native
-// request, so that it is worth scanning.
-func routeSpeaks(rt *router.Route, call *call) bool {
+// routeSpeaks reports whether some deployment of rt takes requests in
+// format as they are, so that a native request is worth building and
+// scanning.
+func routeSpeaks(rt *router.Route, format string) bool {
 	for _, d := range rt.Deployments {
-		if speaksNative(call, d.Provider) {
+		if ns, ok := d.Provider.(providers.NativeSpeaker); ok && ns.SpeaksNative(format) {
 			return true
 		}
 	}
 	return false
+}
+
+// modelSpeaks is routeSpeaks for the route a model name leads to (a
+// superset of the deployments the policy may leave).
+func (s *Server) modelSpeaks(model, format string) bool {
+	rt, ok := s.router.Lookup(model)
+	return ok && routeSpeaks(rt, format)
 }
 
 // speaksNative reports whether deployment d's provider sends call's
@@ -169,6 +179,9 @@ func (m messagesIngress) answer(chat []byte, usage *providers.Usage) ([]byte, er
 	return messages.FromChat(chat, m.model, usage)
 }
 
+// nativeAnswer passes Anthropic's own message on as it came.
+func (m messagesIngress) nativeAnswer(body []byte) ([]byte, error) { return body, nil }
+
 func (m messagesIngress) events(promptTokens int64) streamFormat {
 	s := messages.NewStream(m.model, "")
 	s.InputTokens = promptTokens // message_start's, until the upstream's usage comes
@@ -181,7 +194,8 @@ func (m *messagesStream) start() []byte { return m.s.Start() }
 func (m *messagesStream) chunk(data []byte, usage *providers.Usage) ([]byte, error) {
 	return m.s.Chunk(data, usage)
 }
-func (m *messagesStream) end(usage *providers.Usage) []byte { return m.s.End(usage) }
+func (m *messagesStream) end(usage *providers.Usage) []byte  { return m.s.End(usage) }
+func (m *messagesStream) native(data []byte) ([]byte, error) { return data, nil }
 func (m *messagesStream) fail(e *APIError) []byte {
 	return m.s.Fail(messages.ErrorType(e.Status), e.Message)
 }

@@ -140,7 +140,7 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 		return modelNotFound(call.model)
 	}
 	call.route, rec.route = rt, rt.Name
-	if call.native != nil && (!routeSpeaks(rt, call) || !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings)) {
+	if call.native != nil && (!routeSpeaks(rt, call.native.Format) || !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings)) {
 		call.native = nil // no taker, or the decision covers only what the translation holds
 	}
 	adm, err := s.admitRequest(c, call, p, rec)
@@ -202,6 +202,9 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	body := res.Response.Body
 	if res.Response.Native {
 		c.Response().Header.Del(HeaderDropped) // the backend got the client's own request
+		if body, err = call.ingress.nativeAnswer(body); err != nil {
+			return err
+		}
 	} else if call.ingress != nil {
 		if body, err = call.ingress.answer(body, usage); err != nil {
 			return err

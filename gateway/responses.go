@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/conversations"
@@ -80,6 +81,16 @@ func (s *Server) responsesHandler(c *fiber.Ctx) error {
 	}
 	call.ingress = &responsesIngress{s: s, req: req, id: responses.NewID("resp"), created: time.Now().Unix(),
 		tenant: p.Tenant, keyID: p.KeyID, history: history, input: input}
+	// A backend that serves the Responses API gets the client's own
+	// request, stateless (unless redaction applies or it holds data the
+	// translation does not: see serve).
+	if s.modelSpeaks(call.model, providers.FormatOpenAIResponses) {
+		native, err := responses.Stateless(body, history)
+		if err != nil {
+			return responsesError(err)
+		}
+		call.native = &providers.Native{Format: providers.FormatOpenAIResponses, Body: native}
+	}
 	return s.serve(c, p, call)
 }
 
@@ -147,6 +158,18 @@ func (r *responsesIngress) answer(chat []byte, usage *providers.Usage) ([]byte, 
 	return body, nil
 }
 
+// nativeAnswer makes the Response of a backend that took the client's
+// own request the gateway's (its id, previous_response_id and store) and
+// stores it with its output.
+func (r *responsesIngress) nativeAnswer(body []byte) ([]byte, error) {
+	out, err := responses.Own(body, "", r.id, r.req.PreviousResponseID, r.req.Store)
+	if err != nil {
+		return nil, fmt.Errorf("reading the upstream's response: %w", err)
+	}
+	r.store(out, responses.Output(out))
+	return out, nil
+}
+
 func (r *responsesIngress) events(int64) streamFormat {
 	return &responsesStream{in: r, s: responses.NewStream(r.req, r.id, r.created)}
 }
@@ -176,6 +199,34 @@ func (r *responsesIngress) store(body []byte, output []responses.Item) {
 type responsesStream struct {
 	in *responsesIngress
 	s  *responses.Stream
+
+	// The native path's: the last Response object the stream carried
+	// (the gateway's), and the last event's sequence number.
+	passing  bool
+	response []byte
+	seq      int64
+}
+
+// native passes on a backend's own Responses event: a Response it
+// carries becomes the gateway's, and the completed (or incomplete) one is
+// stored with its output.
+func (r *responsesStream) native(data []byte) ([]byte, error) {
+	r.passing = true
+	ev := gjson.ParseBytes(data)
+	r.seq = ev.Get("sequence_number").Int()
+	if !ev.Get("response").IsObject() {
+		return data, nil
+	}
+	out, err := responses.Own(data, "response", r.in.id, r.in.req.PreviousResponseID, r.in.req.Store)
+	if err != nil {
+		return nil, err
+	}
+	r.response = []byte(gjson.GetBytes(out, "response").Raw)
+	switch ev.Get("type").Str {
+	case "response.completed", "response.incomplete":
+		r.in.store(r.response, responses.Output(r.response))
+	}
+	return out, nil
 }
 
 func (r *responsesStream) start() []byte { return r.s.Start() }
@@ -187,4 +238,9 @@ func (r *responsesStream) end(usage *providers.Usage) []byte {
 	r.in.store(body, output)
 	return events
 }
-func (r *responsesStream) fail(e *APIError) []byte { return r.s.Fail(e.Code, e.Message) }
+func (r *responsesStream) fail(e *APIError) []byte {
+	if !r.passing {
+		return r.s.Fail(e.Code, e.Message)
+	}
+	return fmt.Appendf(nil, "event: response.failed\ndata: %s\n\n", responses.FailedEvent(r.response, r.seq+1, e.Code, e.Message))
+}

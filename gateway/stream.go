@@ -207,9 +207,12 @@ func (r *relay) forward(ev providers.Event) error {
 	if r.id == "" {
 		r.id = gjson.GetBytes(ev.Data, "id").Str
 		r.model = gjson.GetBytes(ev.Data, "model").Str
-		if ev.Native { // Anthropic's message_start
-			r.id = gjson.GetBytes(ev.Data, "message.id").Str
-			r.model = gjson.GetBytes(ev.Data, "message.model").Str
+		if ev.Native { // Anthropic's message_start, or the Responses API's response.created
+			head := gjson.GetBytes(ev.Data, "message")
+			if !head.Exists() {
+				head = gjson.GetBytes(ev.Data, "response")
+			}
+			r.id, r.model = head.Get("id").Str, head.Get("model").Str
 		}
 		r.created = gjson.GetBytes(ev.Data, "created").Int()
 		r.rec.respID, r.rec.respModel = r.id, r.model
@@ -221,19 +224,28 @@ func (r *relay) forward(ev providers.Event) error {
 		if f := gjson.GetBytes(ev.Data, "choices.0.finish_reason"); f.Type == gjson.String && f.Str != "" {
 			r.rec.finish = append(r.rec.finish, f.Str)
 		}
-		if f := gjson.GetBytes(ev.Data, "delta.stop_reason"); ev.Native && f.Type == gjson.String && f.Str != "" {
-			r.rec.finish = append(r.rec.finish, f.Str)
+		if f := nativeFinish(ev.Data); ev.Native && f != "" {
+			r.rec.finish = append(r.rec.finish, f)
 		}
 	}
 	if ev.Native {
 		// The backend speaks the client's format: its events go as they
 		// are (event name from the data's type), start and end included.
 		r.native, r.started = true, true
+		data := ev.Data
+		if r.format != nil {
+			out, err := r.format.native(data)
+			if err != nil {
+				r.broken = fmt.Errorf("reading the upstream's stream: %w", err)
+				return nil
+			}
+			data = out
+		}
 		w.WriteString("event: ")
-		w.WriteString(gjson.GetBytes(ev.Data, "type").Str)
+		w.WriteString(gjson.GetBytes(data, "type").Str)
 		w.WriteString("\n")
 		w.Write(sseData)
-		w.Write(ev.Data)
+		w.Write(data)
 		w.Write(sseEnd)
 	} else if r.format != nil {
 		if !r.started {

@@ -187,6 +187,34 @@ func noteResponse(rec *record, body []byte) {
 		}
 		return true
 	})
+	if f := nativeFinish(body); f != "" && !r.Get("choices").Exists() {
+		rec.finish = append(rec.finish, f)
+	}
+}
+
+// nativeFinish is why a native answer ended, as its format says it: an
+// Anthropic message's stop_reason (or a message_delta event's), a
+// Responses API response's status, or the reason it is incomplete (or
+// that of a response.completed or response.incomplete event's response).
+// It is "" for anything else.
+func nativeFinish(data []byte) string {
+	r := gjson.ParseBytes(data)
+	switch r.Get("type").Str {
+	case "message":
+		return r.Get("stop_reason").Str
+	case "message_delta":
+		return r.Get("delta.stop_reason").Str
+	case "response.completed", "response.incomplete":
+		r = r.Get("response")
+	default:
+		if r.Get("object").Str != "response" {
+			return ""
+		}
+	}
+	if why := r.Get("incomplete_details.reason").Str; why != "" {
+		return why
+	}
+	return r.Get("status").Str
 }
 
 // observe ends the request's spans and records its metrics; emit calls it

@@ -61,6 +61,11 @@ const (
 	// FormatAnthropicMessages is Anthropic's Messages API (POST
 	// /v1/messages).
 	FormatAnthropicMessages = "anthropic.messages"
+	// FormatOpenAIResponses is OpenAI's Responses API (POST
+	// /v1/responses), sent stateless: the gateway inlines the
+	// conversation a previous_response_id continues and asks the
+	// upstream not to store it.
+	FormatOpenAIResponses = "openai.responses"
 )
 
 // Native is a request in its client's own format.
@@ -117,8 +122,9 @@ type Event struct {
 	// choices, the one stream_options.include_usage asks for.
 	UsageOnly bool
 	// Native is true when Data is one event of the request's Native
-	// format (for Anthropic: the data of one SSE event, whose "type" is
-	// its event name), not an OpenAI chunk. Usage is still set from the
+	// format (the data of one SSE event, whose "type" is its event name,
+	// for Anthropic's Messages and OpenAI's Responses), not an OpenAI
+	// chunk. Usage is still set from the
 	// events that carry it (cumulatively: the latest is the total).
 	Native bool
 }

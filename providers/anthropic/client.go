@@ -23,7 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/sse"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/providers/chatwire"
 	"github.com/switchyard/switchyard/providers/upstream"
@@ -167,5 +166,5 @@ func (c *Client) send(ctx context.Context, req *providers.Request, body []byte, 
 
 // newStream decodes an event stream body.
 func (c *Client) newStream(a *upstream.Attempt, body io.ReadCloser) *stream {
-	return &stream{c: c, a: a, body: body, r: sse.NewReader(body), blocks: map[int]*toolBlock{}}
+	return &stream{Events: c.Events(a, body, cutShort), c: c, blocks: map[int]*toolBlock{}}
 }

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/tidwall/gjson"
 
@@ -232,22 +230,20 @@ const maxEarlyEvents = 64
 // message_start: pings before it are dropped, and events of unknown type
 // before it are held back and sent just before it.
 type nativeStream struct {
-	c    *Client
-	a    *upstream.Attempt
-	body io.ReadCloser
-	r    *sse.Reader
-	once sync.Once
+	*upstream.Events
+	c *Client
 
 	started bool // message_start was read
-	done    bool // message_stop was read
 	usage   usage
 	early   []providers.Event // unknown events before message_start, copied
 	pending []providers.Event
-	err     error // the stream's end, returned by every later Recv
 }
 
+// cutShort is how a stream that ends before message_stop ended.
+const cutShort = "ended the stream before message_stop"
+
 func (c *Client) newNativeStream(a *upstream.Attempt, body io.ReadCloser) *nativeStream {
-	return &nativeStream{c: c, a: a, body: body, r: sse.NewReader(body)}
+	return &nativeStream{Events: c.Events(a, body, cutShort), c: c}
 }
 
 func (s *nativeStream) Recv() (providers.Event, error) {
@@ -257,25 +253,13 @@ func (s *nativeStream) Recv() (providers.Event, error) {
 			s.pending = s.pending[1:]
 			return ev, nil
 		}
-		if s.err != nil {
-			return providers.Event{}, s.err
-		}
-		if s.done {
-			return providers.Event{}, io.EOF
-		}
-		ev, err := s.r.Next()
+		ev, err := s.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && s.a.Ctx.Err() == nil {
-				s.err = s.c.BadResponse(io.ErrUnexpectedEOF, "ended the stream before message_stop")
-			} else {
-				s.err = s.c.TransportError(s.a.Ctx, err)
-			}
-			continue
+			return providers.Event{}, err
 		}
-		s.a.Progress()
 		out, ok, err := s.handle(ev)
 		if err != nil {
-			s.err = err
+			s.Fail(err)
 			s.early = nil
 			continue
 		}
@@ -283,14 +267,6 @@ func (s *nativeStream) Recv() (providers.Event, error) {
 			return out, nil
 		}
 	}
-}
-
-func (s *nativeStream) Close() error {
-	s.once.Do(func() {
-		s.a.End()
-		s.body.Close()
-	})
-	return nil
 }
 
 // handle reads one event: the event to return now, if any. Its Data is
@@ -361,7 +337,7 @@ func (s *nativeStream) handle(ev sse.Event) (providers.Event, bool, error) {
 		s.usage.merge(e.Usage)
 		out.Usage = s.usage.chat().Normalised()
 	case "message_stop":
-		s.done = true
+		s.Finish()
 	}
 	return out, true, nil
 }

@@ -2,9 +2,6 @@ package anthropic
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
-	"sync"
 
 	"github.com/switchyard/switchyard/internal/sse"
 	"github.com/switchyard/switchyard/providers"
@@ -47,20 +44,15 @@ type toolBlock struct {
 // message_start, text and tool call deltas as they come, and on
 // message_stop the finish chunk and the usage-only chunk.
 type stream struct {
-	c    *Client
-	a    *upstream.Attempt
-	body io.ReadCloser
-	r    *sse.Reader
-	once sync.Once
+	*upstream.Events
+	c *Client
 
 	w          chatwire.StreamWriter
 	started    bool // message_start was read
-	done       bool // message_stop was read
 	stopReason string
 	usage      usage
 	blocks     map[int]*toolBlock // by content block index
 	pending    []providers.Event
-	err        error // the stream's end, returned by every later Recv
 }
 
 func (s *stream) Recv() (providers.Event, error) {
@@ -70,34 +62,14 @@ func (s *stream) Recv() (providers.Event, error) {
 			s.pending = s.pending[1:]
 			return ev, nil
 		}
-		if s.err != nil {
-			return providers.Event{}, s.err
-		}
-		if s.done {
-			return providers.Event{}, io.EOF
-		}
-		ev, err := s.r.Next()
+		ev, err := s.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && s.a.Ctx.Err() == nil {
-				s.err = s.c.BadResponse(io.ErrUnexpectedEOF, "ended the stream before message_stop")
-			} else {
-				s.err = s.c.TransportError(s.a.Ctx, err)
-			}
-			continue
+			return providers.Event{}, err
 		}
-		s.a.Progress()
 		if err := s.handle(ev); err != nil {
-			s.err = err
+			s.Fail(err)
 		}
 	}
-}
-
-func (s *stream) Close() error {
-	s.once.Do(func() {
-		s.a.End()
-		s.body.Close()
-	})
-	return nil
 }
 
 func (s *stream) push(ev providers.Event) { s.pending = append(s.pending, ev) }
@@ -170,7 +142,7 @@ func (s *stream) handle(ev sse.Event) error {
 		}
 		s.usage.merge(e.Usage)
 	case "message_stop":
-		s.done = true
+		s.Finish()
 		s.push(s.w.Finish(finishReason(s.stopReason)))
 		s.push(s.w.Usage(s.usage.chat()))
 	}

@@ -7,7 +7,8 @@ import (
 	"io"
 	"testing"
 
-	"github.com/switchyard/switchyard/internal/sse"
+	"github.com/tidwall/gjson"
+
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/providers/upstream"
 )
@@ -22,7 +23,7 @@ func FuzzStream(f *testing.F) {
 	f.Add([]byte(": keep-alive\n\ndata: partial"))
 	c := New(Options{BaseURL: "http://unused", Options: upstream.Options{Backend: "fuzz"}})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := &stream{c: c, a: c.Start(context.Background()), body: io.NopCloser(bytes.NewReader(body)), r: sse.NewReader(bytes.NewReader(body))}
+		s := c.newStream(c.Start(context.Background()), io.NopCloser(bytes.NewReader(body)))
 		defer s.Close()
 		for n := 0; n <= len(body)+1; n++ {
 			_, err := s.Recv()
@@ -36,6 +37,46 @@ func FuzzStream(f *testing.F) {
 				}
 				return
 			}
+		}
+		t.Fatalf("the stream did not end")
+	})
+}
+
+// FuzzResponsesStream feeds arbitrary bytes to the native Responses stream
+// reader: it must not panic, must end with io.EOF or a *providers.Error,
+// and io.EOF only after a terminal event.
+func FuzzResponsesStream(f *testing.F) {
+	f.Add([]byte("event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n" +
+		"data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n" +
+		"data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"))
+	f.Add([]byte("data: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"x\"}\n\n"))
+	f.Add([]byte("data: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"rate_limit_exceeded\"}}}\n\n"))
+	f.Add([]byte("data: [DONE]\n\ndata: {\"type\":\"\"}\n\n"))
+	c := New(Options{BaseURL: "http://unused", Responses: true, Options: upstream.Options{Backend: "fuzz"}})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s := c.newResponsesStream(c.Start(context.Background()), io.NopCloser(bytes.NewReader(body)))
+		defer s.Close()
+		terminal := false
+		for n := 0; n <= len(body)+1; n++ {
+			ev, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				if !terminal {
+					t.Fatalf("io.EOF before a terminal event")
+				}
+				return
+			}
+			if err != nil {
+				var pe *providers.Error
+				if !errors.As(err, &pe) {
+					t.Fatalf("the stream ended with %T %v, not a *providers.Error", err, err)
+				}
+				return
+			}
+			if !ev.Native {
+				t.Fatalf("an event not marked native")
+			}
+			typ := gjson.GetBytes(ev.Data, "type").Str
+			terminal = typ == "response.completed" || typ == "response.incomplete"
 		}
 		t.Fatalf("the stream did not end")
 	})

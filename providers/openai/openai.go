@@ -11,17 +11,14 @@ package openai
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/switchyard/switchyard/internal/sse"
 	"github.com/switchyard/switchyard/providers"
 	"github.com/switchyard/switchyard/providers/upstream"
 )
@@ -41,6 +38,11 @@ type Options struct {
 	// Path maps an operation to the URL path below BaseURL; nil means
 	// Operation.Path (Azure puts the deployment in the path).
 	Path func(providers.Operation, string) string
+	// Responses is true when the upstream serves OpenAI's Responses API
+	// (POST {BaseURL}/responses): a Responses request is then sent as the
+	// client wrote it (providers.FormatOpenAIResponses) instead of
+	// translated to chat completions.
+	Responses bool
 }
 
 // Client speaks the OpenAI API to one upstream. It is safe for concurrent use.
@@ -64,6 +66,9 @@ func New(o Options) *Client {
 
 // Do sends a non-streaming request.
 func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Response, error) {
+	if c.isNative(req) {
+		return c.doNative(ctx, req)
+	}
 	body, err := c.body(req, false)
 	if err != nil {
 		return nil, err
@@ -82,6 +87,9 @@ func (c *Client) Do(ctx context.Context, req *providers.Request) (*providers.Res
 
 // Stream starts a streaming request.
 func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.Stream, error) {
+	if c.isNative(req) {
+		return c.streamNative(ctx, req)
+	}
 	body, err := c.body(req, true)
 	if err != nil {
 		return nil, err
@@ -90,7 +98,7 @@ func (c *Client) Stream(ctx context.Context, req *providers.Request) (providers.
 	if err != nil {
 		return nil, err
 	}
-	return &stream{c: c, a: a, body: rc, r: sse.NewReader(rc)}, nil
+	return c.newStream(a, rc), nil
 }
 
 // body rewrites the client's body for the upstream.
@@ -111,6 +119,11 @@ func (c *Client) send(ctx context.Context, req *providers.Request, body []byte) 
 	if c.o.Path != nil {
 		path = c.o.Path(req.Operation, req.Model)
 	}
+	return c.sendTo(ctx, path, req, body)
+}
+
+// sendTo posts body to path below the base URL.
+func (c *Client) sendTo(ctx context.Context, path string, req *providers.Request, body []byte) (*http.Response, error) {
 	url := c.base + path
 	if c.o.Query != "" {
 		url += "?" + c.o.Query
@@ -204,34 +217,32 @@ func ParseUsage(u gjson.Result) *providers.Usage {
 	}
 }
 
+// stream relays chat chunks as they came. Every OpenAI-compatible server
+// ends with [DONE]; an end without it is a stream cut short.
 type stream struct {
-	c    *Client
-	a    *upstream.Attempt
-	body io.ReadCloser
-	r    *sse.Reader
-	once sync.Once
+	*upstream.Events
+	c *Client
+}
+
+func (c *Client) newStream(a *upstream.Attempt, body io.ReadCloser) *stream {
+	return &stream{Events: c.Events(a, body, "ended the stream without [DONE]"), c: c}
 }
 
 func (s *stream) Recv() (providers.Event, error) {
 	for {
-		ev, err := s.r.Next()
+		ev, err := s.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && s.a.Ctx.Err() == nil {
-				// Every OpenAI-compatible server ends with [DONE]; an end
-				// without it is a stream cut short.
-				return providers.Event{}, s.c.BadResponse(io.ErrUnexpectedEOF, "ended the stream without [DONE]")
-			}
-			return providers.Event{}, s.c.TransportError(s.a.Ctx, err)
+			return providers.Event{}, err
 		}
 		if len(ev.Data) == 0 {
 			continue
 		}
 		if bytes.Equal(ev.Data, []byte("[DONE]")) {
-			return providers.Event{}, io.EOF
+			s.Finish()
+			continue
 		}
-		s.a.Progress()
 		if ev.Name == "error" || bytes.Contains(ev.Data, []byte(`"error"`)) && gjson.GetBytes(ev.Data, "error").Exists() {
-			return providers.Event{}, s.c.eventError(ev.Data)
+			return providers.Event{}, s.Fail(s.c.eventError(ev.Data))
 		}
 		out := providers.Event{Data: ev.Data}
 		if bytes.Contains(ev.Data, []byte(`"usage"`)) {
@@ -242,12 +253,4 @@ func (s *stream) Recv() (providers.Event, error) {
 		}
 		return out, nil
 	}
-}
-
-func (s *stream) Close() error {
-	s.once.Do(func() {
-		s.a.End()
-		s.body.Close()
-	})
-	return nil
 }
