@@ -322,6 +322,11 @@ type Server struct {
 	// JSON bounds the shape of request bodies, checked in one linear pass
 	// before any other work; a body past a bound gets a 400 naming it.
 	JSON JSONLimits `yaml:"json"`
+	// MaxInFlight bounds the model API's requests in flight (streams until
+	// their last event); one more is refused at once with 503 and
+	// Retry-After rather than queued. 0 means 256 per CPU; -1 means no
+	// bound.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // JSONLimits bound a request body's shape. Zero fields take their

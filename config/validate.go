@@ -121,6 +121,9 @@ func (c *Config) Validate() error {
 	v.nonNegative("server.read_timeout", s.ReadTimeout)
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
+	if s.MaxInFlight < -1 {
+		v.add("server.max_in_flight", "must be >= 0 (0 for 256 per CPU), or -1 for no bound; got %d", s.MaxInFlight)
+	}
 	if s.JSON.MaxDepth < 0 || s.JSON.MaxDepth > 10_000 {
 		v.add("server.json.max_depth", "must be between 1 and 10000; got %d", s.JSON.MaxDepth)
 	}

@@ -19,6 +19,7 @@ import (
 // record is what the access log says about one request. Prompt and
 // completion text never go in it.
 type record struct {
+	inFlight   bool // holds a place in flight (admission.go) until emitted
 	requestID  string
 	method     string
 	path       string
@@ -64,6 +65,7 @@ func (s *Server) emit(r *record) {
 		return
 	}
 	r.emitted = true
+	s.releaseInFlight(r)
 	if r.counted {
 		defer s.requests.done()
 	}
@@ -128,6 +130,7 @@ func (s *Server) emit(r *record) {
 func (s *Server) accessLog(c *fiber.Ctx) error {
 	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
 	r.counted = s.requests.start()
+	r.inFlight, _ = c.Locals(localInFlight).(bool)
 	s.startRequestSpan(c, r)
 	c.Locals(localLog, r)
 	defer func() {

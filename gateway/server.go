@@ -95,6 +95,9 @@ type Server struct {
 	// requests counts requests from accessLog to emit; background counts
 	// quota settlements and ledger writes. Shutdown waits for both.
 	requests   *tracker
+	labelSets  labelCache // metric attribute sets (metricsets.go)
+	hostPorts  sync.Map   // backend name -> hostAndPort, for spans
+	inFlight   inFlight   // admission control (admission.go)
 	background *tracker
 	ownsLocal  bool // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
@@ -219,6 +222,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err := s.registerLedgerMetrics(); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
+	s.inFlight.limit = maxInFlight(cfg.Server.MaxInFlight)
+	if err := s.registerInFlight(); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
 	s.routes()
 	built = true
 	return s, nil
@@ -228,6 +235,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(recover.New())
 	app.Use(s.requestID)
+	app.Use(s.admitInFlight)
 	app.Use(s.accessLog)
 	app.Get("/healthz", s.healthz)
 	if p := s.cfg.Telemetry.Metrics.Path; p != "off" {

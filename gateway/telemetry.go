@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/config"
@@ -128,7 +127,7 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 		attrBackend.String(d.Backend),
 		attrBackendKind.String(d.Kind),
 	}
-	if host, port := hostPort(b.BaseURL); host != "" {
+	if host, port := s.hostPort(b); host != "" {
 		attrs = append(attrs, attribute.String("server.address", host))
 		if port > 0 {
 			attrs = append(attrs, attribute.Int("server.port", port))
@@ -157,6 +156,22 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 	}
 }
 
+// hostPort is b's server address and port, parsed once per backend.
+func (s *Server) hostPort(b config.Backend) (string, int) {
+	if hp, ok := s.hostPorts.Load(b.Name); ok {
+		v := hp.(hostAndPort)
+		return v.host, v.port
+	}
+	host, port := hostPort(b.BaseURL)
+	s.hostPorts.Store(b.Name, hostAndPort{host, port})
+	return host, port
+}
+
+type hostAndPort struct {
+	host string
+	port int
+}
+
 func hostPort(base string) (string, int) {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" {
@@ -181,15 +196,19 @@ func noteResponse(rec *record, body []byte) {
 	r := gjson.ParseBytes(body)
 	rec.respID, rec.respModel = r.Get("id").Str, r.Get("model").Str
 	rec.finish = nil
-	r.Get("choices.#.finish_reason").ForEach(func(_, v gjson.Result) bool {
+	choices := r.Get("choices")
+	if !choices.Exists() {
+		if f := nativeFinish(body); f != "" {
+			rec.finish = append(rec.finish, f)
+		}
+		return
+	}
+	choices.Get("#.finish_reason").ForEach(func(_, v gjson.Result) bool {
 		if v.Str != "" {
 			rec.finish = append(rec.finish, v.Str)
 		}
 		return true
 	})
-	if f := nativeFinish(body); f != "" && !r.Get("choices").Exists() {
-		rec.finish = append(rec.finish, f)
-	}
 }
 
 // nativeFinish is why a native answer ended, as its format says it: an
@@ -246,52 +265,48 @@ func (s *Server) observe(r *record) {
 	if model == "" {
 		model = "unknown"
 	}
-	if r.model != "" {
-		m.Requests.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("switchyard.backend.kind", kind),
-			attribute.String("gen_ai.request.model", model)))
+	l := labels{outcome: outcome, kind: kind, model: model, op: genAIOperation(r.op), provider: provider,
+		upstream: r.upstream, respModel: r.respModel, tenant: tenant, team: team}
+	if r.err != nil && r.backend != "" {
+		l.errType = r.err.Code
 	}
-	op := genaiconv.OperationNameAttr(genAIOperation(r.op))
-	modelAttrs := []attribute.KeyValue{attribute.String("gen_ai.request.model", r.upstream), attribute.String("gen_ai.response.model", r.respModel),
-		attribute.String("switchyard.backend.kind", kind)}
+	sets := s.labelSets.sets(l)
+	if r.model != "" {
+		m.Requests.Add(ctx, 1, sets.requests)
+	}
 	if r.usage != nil && r.backend != "" {
-		pn := genaiconv.ProviderNameAttr(provider)
-		m.TokenUsage.Record(ctx, r.usage.PromptTokens, op, pn, genaiconv.TokenTypeInput, modelAttrs...)
-		m.TokenUsage.Record(ctx, r.usage.CompletionTokens, op, pn, genaiconv.TokenTypeOutput, modelAttrs...)
-		costAttrs := metric.WithAttributes(attrTenant.String(tenant), attrTeam.String(team), attribute.String("gen_ai.request.model", model),
-			attribute.String("gen_ai.provider.name", provider), attribute.String("switchyard.backend.kind", kind))
-		m.CostUSD.Add(ctx, r.cost.USD(), costAttrs)
-		m.SavingsUSD.Add(ctx, r.savings.USD(), costAttrs)
+		m.TokenUsage.RecordSet(ctx, r.usage.PromptTokens, sets.input)
+		m.TokenUsage.RecordSet(ctx, r.usage.CompletionTokens, sets.output)
+		m.CostUSD.Add(ctx, r.cost.USD(), sets.cost)
+		m.SavingsUSD.Add(ctx, r.savings.USD(), sets.cost)
 		if r.attempts > 1 {
-			m.Fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", model)))
+			m.Fallbacks.Add(ctx, 1, sets.fallbacks)
 		}
 	}
 	if r.backend != "" {
-		errAttrs := modelAttrs
-		if r.err != nil {
-			errAttrs = append(errAttrs, attribute.String("error.type", r.err.Code))
-		}
-		m.Duration.Record(ctx, time.Since(r.start).Seconds(), op, genaiconv.ProviderNameAttr(provider), errAttrs...)
+		m.Duration.RecordSet(ctx, time.Since(r.start).Seconds(), sets.duration)
 		if r.stream && r.ttfc > 0 {
-			m.TimeToFirstChunk.Record(ctx, r.ttfc.Seconds(), op, genaiconv.ProviderNameAttr(provider), modelAttrs...)
+			m.TimeToFirstChunk.RecordSet(ctx, r.ttfc.Seconds(), sets.perChunk)
 			if r.chunks > 1 {
 				per := (time.Since(r.start) - r.ttfc).Seconds() / float64(r.chunks-1)
-				m.TimePerChunk.Record(ctx, per, op, genaiconv.ProviderNameAttr(provider), modelAttrs...)
+				m.TimePerChunk.RecordSet(ctx, per, sets.perChunk)
 			}
 		}
 	}
 
 	if sp := r.attemptSpan; sp != nil {
+		attrs := make([]attribute.KeyValue, 0, 10)
 		if r.respID != "" {
-			sp.SetAttributes(attribute.String("gen_ai.response.id", r.respID))
+			attrs = append(attrs, attribute.String("gen_ai.response.id", r.respID))
 		}
 		if r.respModel != "" {
-			sp.SetAttributes(attribute.String("gen_ai.response.model", r.respModel))
+			attrs = append(attrs, attribute.String("gen_ai.response.model", r.respModel))
 		}
 		if len(r.finish) > 0 {
-			sp.SetAttributes(attribute.StringSlice("gen_ai.response.finish_reasons", r.finish))
+			attrs = append(attrs, attribute.StringSlice("gen_ai.response.finish_reasons", r.finish))
 		}
 		if u := r.usage; u != nil {
-			sp.SetAttributes(
+			attrs = append(attrs,
 				attribute.Int64("gen_ai.usage.input_tokens", u.PromptTokens),
 				attribute.Int64("gen_ai.usage.output_tokens", u.CompletionTokens),
 				attribute.Int64("gen_ai.usage.cache_read.input_tokens", u.CachedTokens),
@@ -300,34 +315,37 @@ func (s *Server) observe(r *record) {
 			)
 		}
 		if r.stream && r.ttfc > 0 {
-			sp.SetAttributes(attribute.Float64("gen_ai.response.time_to_first_chunk", r.ttfc.Seconds()))
+			attrs = append(attrs, attribute.Float64("gen_ai.response.time_to_first_chunk", r.ttfc.Seconds()))
 		}
 		if r.err != nil {
-			sp.SetAttributes(attribute.String("error.type", r.err.Code))
+			attrs = append(attrs, attribute.String("error.type", r.err.Code))
 			sp.SetStatus(codes.Error, r.err.Message)
 		}
+		sp.SetAttributes(attrs...)
 		sp.End()
 	}
 	if sp := r.routeSpan; sp != nil {
 		sp.End()
 	}
 	sp := r.span
-	sp.SetAttributes(attribute.Int("http.response.status_code", r.status), attrAttempts.Int(r.attempts))
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, attribute.Int("http.response.status_code", r.status), attrAttempts.Int(r.attempts))
 	if r.decisionID != "" {
-		sp.SetAttributes(attrDecisionID.String(r.decisionID))
+		attrs = append(attrs, attrDecisionID.String(r.decisionID))
 	}
 	if r.backend != "" {
-		sp.SetAttributes(attrBackend.String(r.backend), attrBackendKind.String(kind), attrCostUSD.String(r.cost.String()))
+		attrs = append(attrs, attrBackend.String(r.backend), attrBackendKind.String(kind), attrCostUSD.String(r.cost.String()))
 	}
 	if tenant != "" {
-		sp.SetAttributes(attrTenant.String(tenant), attrTeam.String(team))
+		attrs = append(attrs, attrTenant.String(tenant), attrTeam.String(team))
 	}
 	if r.err != nil {
-		sp.SetAttributes(attribute.String("error.type", r.err.Code))
+		attrs = append(attrs, attribute.String("error.type", r.err.Code))
 		if r.status >= 500 {
 			sp.SetStatus(codes.Error, r.err.Message)
 		}
 	}
+	sp.SetAttributes(attrs...)
 	sp.End()
 }
 

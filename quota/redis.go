@@ -11,7 +11,8 @@ import (
 
 // Redis is the Store shared by every gateway replica. Each operation is one
 // Lua script (EVALSHA, falling back to EVAL), so a decision is atomic across
-// replicas; the scripts read the time from Redis TIME, never from a
+// replicas; the scripts of concurrent operations go in one pipeline
+// (pipeline.go); the scripts read the time from Redis TIME, never from a
 // replica's clock, and use integers only (µs, tokens, micro-USD).
 //
 // Keys, all of one call under one hash tag so the scripts also run on
@@ -34,6 +35,7 @@ import (
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
+	pipe   *pipeline // the scripts of concurrent calls, batched
 }
 
 var _ Store = (*Redis)(nil)
@@ -44,7 +46,7 @@ func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = "sy"
 	}
-	return &Redis{c: c, prefix: prefix}
+	return &Redis{c: c, prefix: prefix, pipe: &pipeline{c: c}}
 }
 
 // luaCommon is shared by the scripts: the time, integer formatting, a
@@ -289,7 +291,7 @@ func (r *Redis) Reserve(ctx context.Context, tag, id string, checks []Check, ttl
 			args = append(args, "b", p.c.Limit, p.amount, p.periodMS, 0)
 		}
 	}
-	vals, err := reserveScript.Run(ctx, r.c, r.keys(tag, id, ps), args...).Int64Slice()
+	vals, err := r.pipe.run(ctx, reserveScript, r.keys(tag, id, ps), args...).Int64Slice()
 	if err != nil {
 		return Admission{}, storeErr(err)
 	}
@@ -326,7 +328,7 @@ func (r *Redis) Settle(ctx context.Context, tag, id string, checks []Check, actu
 			args = append(args, "b", got, p.periodMS, 0)
 		}
 	}
-	if err := settleScript.Run(ctx, r.c, r.keys(tag, id, ps), args...).Err(); err != nil {
+	if err := r.pipe.run(ctx, settleScript, r.keys(tag, id, ps), args...).Err(); err != nil {
 		return storeErr(err)
 	}
 	return nil
@@ -350,7 +352,7 @@ func (r *Redis) Peek(ctx context.Context, tag string, checks []Check) ([]State, 
 			args = append(args, "b", 0)
 		}
 	}
-	vals, err := peekScript.Run(ctx, r.c, r.keys(tag, "", ps), args...).Int64Slice()
+	vals, err := r.pipe.run(ctx, peekScript, r.keys(tag, "", ps), args...).Int64Slice()
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -257,11 +257,37 @@ func (c *Client) Post(a *Attempt, send func(context.Context) (*http.Response, er
 	}
 	defer resp.Body.Close()
 	a.Progress()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	data, err := readBody(resp)
 	if err != nil {
 		return nil, c.TransportError(a.Ctx, err)
 	}
 	return data, nil
+}
+
+// readBody reads a response body whole, bounded by MaxResponseBytes: into
+// one buffer of its Content-Length when it has one (io.ReadAll would grow
+// a buffer from 512 bytes, copying as it goes), else as io.ReadAll does.
+func readBody(resp *http.Response) ([]byte, error) {
+	r := io.LimitReader(resp.Body, MaxResponseBytes)
+	n := resp.ContentLength
+	if n <= 0 || n > MaxResponseBytes {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, n+1) // +1: the end is seen without growing
+	got := 0
+	for {
+		m, err := r.Read(buf[got:])
+		got += m
+		switch {
+		case err == io.EOF:
+			return buf[:got], nil
+		case err != nil:
+			return buf[:got], err
+		case got == len(buf): // longer than its Content-Length said
+			rest, err := io.ReadAll(r)
+			return append(buf[:got], rest...), err
+		}
+	}
 }
 
 // OpenStream starts an attempt for a streaming exchange and checks that
