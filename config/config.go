@@ -324,9 +324,17 @@ type Server struct {
 	JSON JSONLimits `yaml:"json"`
 	// MaxInFlight bounds the model API's requests in flight (streams until
 	// their last event); one more is refused at once with 503 and
-	// Retry-After rather than queued. 0 means 256 per CPU; -1 means no
+	// Retry-After rather than queued. 0 means 128 per CPU; -1 means no
 	// bound.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxConnections bounds the client connections served at once, idle
+	// keep-alive ones included; one more is answered 503 and closed. 0
+	// means 512 per CPU.
+	MaxConnections int `yaml:"max_connections"`
+	// DebugListen, when set, serves Go's profiles (net/http/pprof, under
+	// /debug/pprof/) on this address, unauthenticated: keep it on
+	// loopback. Default: off.
+	DebugListen string `yaml:"debug_listen"`
 }
 
 // JSONLimits bound a request body's shape. Zero fields take their

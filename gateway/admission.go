@@ -18,8 +18,10 @@ import (
 // Past its ceiling a gateway that queues without bound trades every
 // client's latency and its own memory for requests it will serve too late.
 // The model API therefore holds at most server.max_in_flight requests at
-// once (streams until their last event); one more is refused at once, before
-// any other work, with 503 and Retry-After in its ingress's error shape,
+// once (streams until their last event), and no more than
+// backlogPerRequest times as many quota settlements and ledger writes
+// waiting on their stores; one more is refused at once, before any other
+// work, with 503 and Retry-After in its ingress's error shape,
 // and counted in switchyard.requests.shed. Streams already started are never
 // cut by it.
 
@@ -27,8 +29,20 @@ import (
 // emit.
 const localInFlight = "switchyard.in_flight"
 
-// perCPUInFlight is the default bound per CPU (GOMAXPROCS).
-const perCPUInFlight = 256
+// Default bounds per CPU (GOMAXPROCS): requests in flight, and client
+// connections.
+const (
+	perCPUInFlight    = 128
+	perCPUConnections = 512
+)
+
+// maxConnections is the bound server.max_connections sets.
+func maxConnections(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return perCPUConnections * runtime.GOMAXPROCS(0)
+}
 
 // inFlight bounds the model API's requests in flight.
 type inFlight struct {
@@ -68,7 +82,7 @@ func (s *Server) admitInFlight(c *fiber.Ctx) error {
 	if f.limit <= 0 || !isModelCall(c) {
 		return c.Next()
 	}
-	if f.n.Add(1) > f.limit {
+	if f.n.Add(1) > f.limit || s.background.pending() > backlogPerRequest*f.limit {
 		f.n.Add(-1)
 		return s.shed(c)
 	}
@@ -83,6 +97,11 @@ func (s *Server) releaseInFlight(r *record) {
 		s.inFlight.n.Add(-1)
 	}
 }
+
+// backlogPerRequest bounds the background work (quota settlements,
+// ledger writes) waiting on the stores, per place in flight: past it, a
+// store that falls behind slows admission down instead of piling work up.
+const backlogPerRequest = 8
 
 // shed refuses c: 503 with Retry-After, in the ingress's error shape. It
 // is written here rather than through handleError: a refusal must cost

@@ -19,7 +19,7 @@ import (
 // record is what the access log says about one request. Prompt and
 // completion text never go in it.
 type record struct {
-	inFlight   bool // holds a place in flight (admission.go) until emitted
+	inFlight   bool // holds a place in flight (admission.go) until settled
 	requestID  string
 	method     string
 	path       string
@@ -65,11 +65,11 @@ func (s *Server) emit(r *record) {
 		return
 	}
 	r.emitted = true
-	s.releaseInFlight(r)
 	if r.counted {
 		defer s.requests.done()
 	}
 	r.savings = s.savings(r)
+	s.releaseInFlight(r)
 	s.settleQuota(r)
 	s.appendLedger(r)
 	s.observe(r)

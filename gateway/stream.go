@@ -224,8 +224,10 @@ func (r *relay) forward(ev providers.Event) error {
 		if f := gjson.GetBytes(ev.Data, "choices.0.finish_reason"); f.Type == gjson.String && f.Str != "" {
 			r.rec.finish = append(r.rec.finish, f.Str)
 		}
-		if f := nativeFinish(ev.Data); ev.Native && f != "" {
-			r.rec.finish = append(r.rec.finish, f)
+		if ev.Native {
+			if f := nativeFinish(ev.Data); f != "" {
+				r.rec.finish = append(r.rec.finish, f)
+			}
 		}
 	}
 	if ev.Native {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,6 +12,7 @@ import (
 type tracker struct {
 	mu     sync.Mutex
 	n      int
+	count  atomic.Int64 // n, read without the lock
 	closed bool
 	idle   *sync.Cond
 }
@@ -29,6 +31,7 @@ func (t *tracker) start() bool {
 		return false
 	}
 	t.n++
+	t.count.Add(1)
 	return true
 }
 
@@ -37,10 +40,14 @@ func (t *tracker) done() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n--
+	t.count.Add(-1)
 	if t.n == 0 {
 		t.idle.Broadcast()
 	}
 }
+
+// pending is how much work is in flight.
+func (t *tracker) pending() int64 { return t.count.Load() }
 
 // goOrRun runs f in the background, counted, or inline once closed.
 func (t *tracker) goOrRun(f func()) {

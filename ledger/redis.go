@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard/switchyard/internal/redisbatch"
 )
 
 // Redis is the Store shared by every gateway replica: one Redis stream
@@ -47,7 +49,8 @@ type Redis struct {
 	c         redis.UniversalClient
 	prefix    string
 	retention time.Duration
-	now       func() time.Time // replaced by tests
+	now       func() time.Time    // replaced by tests
+	batch     *redisbatch.Batcher // concurrent appends, pipelined together
 }
 
 var _ Store = (*Redis)(nil)
@@ -60,7 +63,7 @@ func NewRedis(c redis.UniversalClient, prefix string, retention time.Duration) *
 	if prefix == "" {
 		prefix = "sy"
 	}
-	return &Redis{c: c, prefix: prefix, retention: retention, now: time.Now}
+	return &Redis{c: c, prefix: prefix, retention: retention, now: time.Now, batch: redisbatch.New(c)}
 }
 
 const (
@@ -249,7 +252,7 @@ func (r *Redis) Append(ctx context.Context, e Entry) error {
 	if err != nil || keys == nil {
 		return err
 	}
-	if err := appendScript.Run(ctx, r.c, keys, args...).Err(); err != nil {
+	if err := r.batch.Run(ctx, appendScript, keys, args...).Err(); err != nil {
 		return fmt.Errorf("ledger: append to %s: %w", keys[0], err)
 	}
 	return nil

@@ -22,7 +22,7 @@ func TestPipelineBatchesConcurrentCalls(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		before := s.pipe.batched.Load()
+		before := s.batch.Batched()
 		const n, limit = 200, 50
 		check := stBudget(fmt.Sprintf("budget%d", round), limit, 1)
 		var wg sync.WaitGroup
@@ -50,19 +50,8 @@ func TestPipelineBatchesConcurrentCalls(t *testing.T) {
 		if admitted != limit {
 			t.Fatalf("flush %v: %d of %d admitted against a budget of %d", flush, admitted, n, limit)
 		}
-		if s.pipe.batched.Load() == before {
+		if s.batch.Batched() == before {
 			t.Fatalf("flush %v: %d concurrent calls never shared a pipeline", flush, n)
 		}
-	}
-}
-
-// A caller whose context ends does not wait for its batch.
-func TestPipelineCallerContext(t *testing.T) {
-	s := NewRedis(stRedisClient(t, stRedisAddr(t)), stPrefix)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := s.Reserve(ctx, stTag(t), "id", []Check{stBudget("b", 10, 1)}, time.Minute)
-	if err == nil {
-		t.Fatal("a canceled call succeeded")
 	}
 }

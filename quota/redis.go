@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard/switchyard/internal/redisbatch"
 )
 
 // Redis is the Store shared by every gateway replica. Each operation is one
 // Lua script (EVALSHA, falling back to EVAL), so a decision is atomic across
 // replicas; the scripts of concurrent operations go in one pipeline
-// (pipeline.go); the scripts read the time from Redis TIME, never from a
+// (redisbatch); the scripts read the time from Redis TIME, never from a
 // replica's clock, and use integers only (µs, tokens, micro-USD).
 //
 // Keys, all of one call under one hash tag so the scripts also run on
@@ -35,7 +37,7 @@ import (
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
-	pipe   *pipeline // the scripts of concurrent calls, batched
+	batch  *redisbatch.Batcher // the scripts of concurrent calls, pipelined together
 }
 
 var _ Store = (*Redis)(nil)
@@ -46,7 +48,7 @@ func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = "sy"
 	}
-	return &Redis{c: c, prefix: prefix, pipe: &pipeline{c: c}}
+	return &Redis{c: c, prefix: prefix, batch: redisbatch.New(c)}
 }
 
 // luaCommon is shared by the scripts: the time, integer formatting, a
@@ -291,7 +293,7 @@ func (r *Redis) Reserve(ctx context.Context, tag, id string, checks []Check, ttl
 			args = append(args, "b", p.c.Limit, p.amount, p.periodMS, 0)
 		}
 	}
-	vals, err := r.pipe.run(ctx, reserveScript, r.keys(tag, id, ps), args...).Int64Slice()
+	vals, err := r.batch.Run(ctx, reserveScript, r.keys(tag, id, ps), args...).Int64Slice()
 	if err != nil {
 		return Admission{}, storeErr(err)
 	}
@@ -328,7 +330,7 @@ func (r *Redis) Settle(ctx context.Context, tag, id string, checks []Check, actu
 			args = append(args, "b", got, p.periodMS, 0)
 		}
 	}
-	if err := r.pipe.run(ctx, settleScript, r.keys(tag, id, ps), args...).Err(); err != nil {
+	if err := r.batch.Run(ctx, settleScript, r.keys(tag, id, ps), args...).Err(); err != nil {
 		return storeErr(err)
 	}
 	return nil
@@ -352,7 +354,7 @@ func (r *Redis) Peek(ctx context.Context, tag string, checks []Check) ([]State, 
 			args = append(args, "b", 0)
 		}
 	}
-	vals, err := r.pipe.run(ctx, peekScript, r.keys(tag, "", ps), args...).Int64Slice()
+	vals, err := r.batch.Run(ctx, peekScript, r.keys(tag, "", ps), args...).Int64Slice()
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -31,8 +31,9 @@ type apiFormat struct {
 	streamMarker string // in a complete stream, in its last event
 }
 
-// apiFormats are the formats -api accepts. The direct target (the bare mock)
-// is always sent chat; -api selects what the gateway is sent.
+// apiFormats are the formats -api (and a -target's api=) accepts. The
+// direct target (the bare mock) is always sent chat; -api selects what the
+// targets are sent, unless a target names its own with api=.
 var apiFormats = map[string]apiFormat{
 	"chat": {
 		desc: "OpenAI chat completions", path: "/chat/completions",
@@ -100,7 +101,7 @@ type benchMessage struct {
 var benchMessages = []benchMessage{{Role: "user", Content: "Say hello"}}
 
 // requestBody returns the chat completion request: the direct target's in
-// every run, and the gateway's with -api chat.
+// every run, and a target's with -api chat (or api=chat).
 func requestBody(model string, stream bool) []byte {
 	type streamOptions struct {
 		IncludeUsage bool `json:"include_usage"`

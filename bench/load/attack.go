@@ -141,9 +141,10 @@ type stepResult struct {
 	vegeta       latencies     // vegeta's own latencies (from actual send, uncorrected), all results
 	errors       map[string]int
 	harnessCPU   float64 // percent of one core used by this process
-	gatewayCPU   float64 // percent of one core used by -pid, <0 when unknown
-	gatewayRSS   int64   // -pid VmRSS in kB after the attack, <0 when unknown
+	targetCPU    float64 // percent of one core used by the target's process, <0 when unknown
+	targetRSS    int64   // the target process's VmRSS in kB after the attack, <0 when unknown
 	interrupted  bool
+	ceiling      bool // a step of the ceiling search, not a fixed rate
 }
 
 // success is the fraction of scheduled requests that completed successfully.
@@ -166,7 +167,7 @@ func (r *stepResult) throughput() float64 {
 
 // runAttack attacks t at spec.rate for spec.duration. When measure is false
 // (warm-up) results are discarded and nil is returned. pid > 0 names the
-// gateway process whose CPU and memory are sampled around the attack.
+// target's process, whose CPU and memory are sampled around the attack.
 //
 // The attack always ends by itself: vegeta stops scheduling once every
 // scheduled request is sent, spec.duration+catchUpGrace after the start, or
@@ -220,14 +221,14 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 	}
 
 	res := &stepResult{
-		mode:       spec.mode,
-		target:     t.name,
-		rate:       spec.rate,
-		duration:   spec.duration,
-		scheduled:  scheduled,
-		errors:     map[string]int{},
-		gatewayCPU: -1,
-		gatewayRSS: -1,
+		mode:      spec.mode,
+		target:    t.name,
+		rate:      spec.rate,
+		duration:  spec.duration,
+		scheduled: scheduled,
+		errors:    map[string]int{},
+		targetCPU: -1,
+		targetRSS: -1,
 	}
 	var (
 		vm      vegeta.Metrics
@@ -283,10 +284,10 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 	res.harnessCPU = cpuPercent(selfCPU()-cpu0, wall)
 	if pid > 0 {
 		if gw1 := procCPU(pid); gw0 >= 0 && gw1 >= 0 {
-			res.gatewayCPU = cpuPercent(gw1-gw0, wall)
+			res.targetCPU = cpuPercent(gw1-gw0, wall)
 		}
 		if st, err := readProcStatus(pid); err == nil {
-			res.gatewayRSS = st.rssKB
+			res.targetRSS = st.rssKB
 		}
 	}
 	return res
@@ -294,9 +295,17 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 
 // progressLine summarises r on one line for stderr.
 func (r *stepResult) progressLine() string {
-	return fmt.Sprintf("[%s %d/s] %-7s ok %s  p50 %s  p99 %s  ttfb p99 %s  late-send p99 %s  vegeta p99 %s  harness cpu %.0f%%",
-		r.mode, r.rate, r.target, fmtPercent(r.success()), r.lat.fmt(r.lat.p50), r.lat.fmt(r.lat.p99),
-		r.ttfb.fmt(r.ttfb.p99), fmtDur(r.sendLagP99), r.vegeta.fmt(r.vegeta.p99), r.harnessCPU)
+	kind := ""
+	if r.ceiling {
+		kind = " ceiling"
+	}
+	verdict := "failed"
+	if r.sustained() {
+		verdict = "sustained"
+	}
+	return fmt.Sprintf("[%s %d/s%s] %-7s ok %s  p50 %s  p99 %s  ttfb p99 %s  late-send p99 %s  vegeta p99 %s  harness cpu %.0f%%  %s",
+		r.mode, r.rate, kind, r.target, fmtPercent(r.success()), r.lat.fmt(r.lat.p50), r.lat.fmt(r.lat.p99),
+		r.ttfb.fmt(r.ttfb.p99), fmtDur(r.sendLagP99), r.vegeta.fmt(r.vegeta.p99), r.harnessCPU, verdict)
 }
 
 // recorder collects per-request observations made inside the transport,

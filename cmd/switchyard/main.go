@@ -157,6 +157,14 @@ func serve(path string, stderr io.Writer) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if addr := cfg.Server.DebugListen; addr != "" {
+		_, stopDebug, err := serveDebug(addr, log)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		defer stopDebug()
+	}
 	log.Info("switchyard listening", "addr", cfg.Server.Listen, "version", versionString(),
 		"backends", len(cfg.Backends), "models", len(cfg.Models), "keys", len(cfg.Keys))
 

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,4 +98,25 @@ func TestPolicyCommands(t *testing.T) {
 	assert.ErrorContains(t, err, "assigned var y unused")
 	_, err = runCmd(t, "", "policy", "test", "-threshold", "90", dir)
 	assert.Error(t, err)
+}
+
+// server.debug_listen serves Go's profiles, and only there.
+func TestDebugListener(t *testing.T) {
+	addr, stop, err := serveDebug("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("%d %.200s", resp.StatusCode, body)
+	}
+	if _, _, err := serveDebug(addr, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a second listener on a taken address started")
+	}
 }

@@ -1,4 +1,6 @@
-package quota
+// Package redisbatch sends the Lua scripts of concurrent callers to Redis
+// in shared pipelines.
+package redisbatch
 
 import (
 	"context"
@@ -9,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// pipeline sends the scripts of concurrent calls to Redis together, in one
+// Batcher sends the scripts of concurrent calls to Redis together, in one
 // pipeline per batch: a call queued while a batch is in flight goes with
 // every other call queued meanwhile, as soon as that batch is back. An
 // idle gateway therefore waits for nothing (a lone call is sent at once),
@@ -21,7 +23,7 @@ import (
 // queued. Each call waits for its own result or its context, whichever
 // comes first; a call whose context ends first may still run in its
 // batch, as a single EVALSHA whose reply is lost may have.
-type pipeline struct {
+type Batcher struct {
 	c redis.UniversalClient
 
 	mu      sync.Mutex
@@ -42,9 +44,16 @@ type scriptCall struct {
 	done chan struct{}
 }
 
-// run runs s like s.Run (EVALSHA, EVAL when Redis does not have the
+// New returns a Batcher over c. It is safe for concurrent use; it holds
+// no goroutine while idle.
+func New(c redis.UniversalClient) *Batcher { return &Batcher{c: c} }
+
+// Batched is how many calls went in a batch of more than one.
+func (p *Batcher) Batched() int64 { return p.batched.Load() }
+
+// Run runs s like s.Run (EVALSHA, EVAL when Redis does not have the
 // script), in the next batch.
-func (p *pipeline) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+func (p *Batcher) Run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if err := ctx.Err(); err != nil {
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(err)
@@ -69,7 +78,7 @@ func (p *pipeline) run(ctx context.Context, s *redis.Script, keys []string, args
 }
 
 // send sends batches until the queue is empty.
-func (p *pipeline) send() {
+func (p *Batcher) send() {
 	var batch []*scriptCall
 	for {
 		p.mu.Lock()
@@ -91,7 +100,7 @@ func (p *pipeline) send() {
 // exec sends one batch. Its context has no deadline: the client's read and
 // write timeouts bound it, and each caller waits at most for its own
 // context.
-func (p *pipeline) exec(batch []*scriptCall) {
+func (p *Batcher) exec(batch []*scriptCall) {
 	ctx := context.Background()
 	if len(batch) == 1 {
 		c := batch[0]
