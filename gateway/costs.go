@@ -129,13 +129,18 @@ func (s *Server) appendLedger(r *record) {
 	if p := r.principal; p != nil {
 		e.Tenant, e.Team, e.KeyID = p.Tenant, p.Team, p.KeyID
 	}
-	s.background.goOrRun(func() {
+	write := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := s.ledger.Append(ctx, e); err != nil {
 			s.log.Error("cost ledger append failed", "request_id", e.RequestID, "error", err)
 		}
-	})
+	}
+	if _, inProcess := s.ledger.(*ledger.Memory); inProcess {
+		write() // a few µs under a lock: cheaper than a goroutine
+		return
+	}
+	s.background.goOrRun(write)
 }
 
 // HeaderLedgerPending is set on every costs API response to the number of

@@ -26,9 +26,11 @@ type Memory struct {
 
 var _ Store = (*Memory)(nil)
 
-// DefaultMaxEntries is the bound NewMemory sets: about a million
-// requests, a few hundred megabytes. Use Redis for a longer history.
-const DefaultMaxEntries = 1_000_000
+// DefaultMaxEntries is the bound NewMemory sets: the last hundred
+// thousand requests, about 45 MB (an entry is about 450 bytes with its id
+// index). Use Redis for a longer history: the memory store is for one
+// process, and its size is memory the gateway holds at any load.
+const DefaultMaxEntries = 100_000
 
 // SetMaxEntries changes the bound on kept entries (0: none).
 func (m *Memory) SetMaxEntries(n int) {
