@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -36,25 +35,24 @@ const ledgerCloseTimeout = time.Second
 // another process. The replayer runs until the returned close function,
 // which makes one last replay attempt (at most ledgerCloseTimeout) and
 // leaves what is still pending on disk for the next start.
-func openLedger(cfg *config.Config, log *slog.Logger) (ledger.Store, func() error, error) {
+func openLedger(cfg *config.Config, log *slog.Logger, shared *sharedRedis) (ledger.Store, func() error, error) {
 	if cfg.Ledger.Store != "redis" {
 		return ledger.NewMemory(cfg.Ledger.Retention, nil), func() error { return nil }, nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := redisClient(cfg.Quotas.Redis)
-	spool, err := ledger.OpenSpooled(ledger.NewRedis(c, "sy", cfg.Ledger.Retention), filepath.Join(cfg.DataDir, LedgerSpoolDir),
+	store := ledger.NewRedis(shared.c, "sy", cfg.Ledger.Retention, ledger.WithBatcher(shared.later))
+	spool, err := ledger.OpenSpooled(store, filepath.Join(cfg.DataDir, LedgerSpoolDir),
 		ledger.SpoolOptions{Limit: int64(cfg.Ledger.SpoolLimit), Logger: log})
 	if err != nil {
-		_ = c.Close()
 		return nil, nil, fmt.Errorf("cost ledger: %w", err)
 	}
 	spool.Start(context.Background())
 	return spool, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), ledgerCloseTimeout)
 		defer cancel()
-		return errors.Join(spool.Close(ctx), c.Close())
+		return spool.Close(ctx)
 	}, nil
 }
 

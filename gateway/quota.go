@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/redisbatch"
 	"github.com/switchyard/switchyard/policies"
 	"github.com/switchyard/switchyard/pricing"
 	"github.com/switchyard/switchyard/quota"
@@ -34,12 +35,11 @@ const (
 // newLimiter builds the quota limiter and its store from config: Redis
 // through a UniversalClient (one address, a Cluster, or Sentinels), else
 // in memory.
-func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
+func newLimiter(q config.Quotas, shared *sharedRedis) (*quota.Limiter, func() error, error) {
 	var store quota.Store = quota.NewMemory(nil)
 	closeStore := func() error { return nil }
 	if q.Store == "redis" {
-		c := redisClient(q.Redis)
-		store, closeStore = quota.NewRedis(c, "sy"), c.Close
+		store = quota.NewRedis(shared.c, "sy", quota.WithBatchers(shared.now, shared.later))
 	}
 	limits := make([]quota.Limit, len(q.Limits))
 	for i, l := range q.Limits {
@@ -52,6 +52,30 @@ func newLimiter(q config.Quotas) (*quota.Limiter, func() error, error) {
 	// has failed for a second; it stays open a second, then lets one
 	// probe through. A single slow call does not open it.
 	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL, Breaker: quota.BreakerOptions{}}), closeStore, nil
+}
+
+// sharedRedis is the one client quotas and the cost ledger use when either
+// is in Redis, with its batchers: now for the request path (reservations,
+// reads), later for the writes made after a request ended (settlements
+// and ledger entries), which linger writeLinger so that they share round
+// trips even at low rates.
+type sharedRedis struct {
+	c          redis.UniversalClient
+	now, later *redisbatch.Batcher
+}
+
+// writeLinger is how long settlements and ledger writes wait to share a
+// pipeline.
+const writeLinger = 2 * time.Millisecond
+
+// openSharedRedis connects when quotas or the ledger use Redis; nil (and
+// a close that does nothing) otherwise.
+func openSharedRedis(cfg *config.Config) (*sharedRedis, func() error) {
+	if cfg.Quotas.Store != "redis" && cfg.Ledger.Store != "redis" {
+		return nil, func() error { return nil }
+	}
+	c := redisClient(cfg.Quotas.Redis)
+	return &sharedRedis{c: c, now: redisbatch.New(c), later: redisbatch.NewLingering(c, writeLinger)}, c.Close
 }
 
 // redisClient connects to the configured Redis with short timeouts and no

@@ -92,6 +92,7 @@ type Server struct {
 	closeConversations func() error
 	quota              *quota.Limiter
 	closeQuota         func() error
+	closeRedis         func() error // the client quotas and the ledger share
 	// requests counts requests from accessLog to emit; background counts
 	// quota settlements and ledger writes. Shutdown waits for both.
 	requests   *tracker
@@ -161,11 +162,17 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	limiter, closeQuota, err := newLimiter(cfg.Quotas)
+	shared, closeRedis := openSharedRedis(cfg)
+	defer func() {
+		if !built {
+			_ = closeRedis()
+		}
+	}()
+	limiter, closeQuota, err := newLimiter(cfg.Quotas, shared)
 	if err != nil {
 		return nil, err
 	}
-	costs, closeLedger, err := openLedger(cfg, log)
+	costs, closeLedger, err := openLedger(cfg, log, shared)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +201,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -358,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeLedger()
 	_ = s.closeConversations()
 	s.closeQuota()
+	_ = s.closeRedis()
 	s.auditLog.close()
 	return err
 }

@@ -53,17 +53,29 @@ type Redis struct {
 	batch     *redisbatch.Batcher // concurrent appends, pipelined together
 }
 
+// RedisOption configures a Redis store.
+type RedisOption func(*Redis)
+
+// WithBatcher sends appends through b, which may linger and may be shared
+// with other writes made off the request path (quota settlements). By
+// default the store has its own, which does not linger.
+func WithBatcher(b *redisbatch.Batcher) RedisOption { return func(r *Redis) { r.batch = b } }
+
 var _ Store = (*Redis)(nil)
 
 // NewRedis returns a Store on c with every key under prefix ("" means
 // "sy"). retention is how long entries are kept: older entries are not
 // appended nor returned by Range, and day keys expire retention + 1 day
 // after their last append; retention <= 0 keeps everything.
-func NewRedis(c redis.UniversalClient, prefix string, retention time.Duration) *Redis {
+func NewRedis(c redis.UniversalClient, prefix string, retention time.Duration, opts ...RedisOption) *Redis {
 	if prefix == "" {
 		prefix = "sy"
 	}
-	return &Redis{c: c, prefix: prefix, retention: retention, now: time.Now, batch: redisbatch.New(c)}
+	r := &Redis{c: c, prefix: prefix, retention: retention, now: time.Now, batch: redisbatch.New(c)}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 const (

@@ -37,18 +37,35 @@ import (
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
-	batch  *redisbatch.Batcher // the scripts of concurrent calls, pipelined together
+	batch  *redisbatch.Batcher // reservations and reads, pipelined together
+	later  *redisbatch.Batcher // settlements
+}
+
+// RedisOption configures a Redis store.
+type RedisOption func(*Redis)
+
+// WithBatchers sends reservations and reads through now, and settlements
+// through later (which may linger, and may be shared with other writes
+// made off the request path, such as the cost ledger's). By default both
+// go through one Batcher of the store's own.
+func WithBatchers(now, later *redisbatch.Batcher) RedisOption {
+	return func(r *Redis) { r.batch, r.later = now, later }
 }
 
 var _ Store = (*Redis)(nil)
 
 // NewRedis returns a Store on c with every key under prefix ("" means
 // "sy"). It needs Redis 5 or later (scripts replicated by effects).
-func NewRedis(c redis.UniversalClient, prefix string) *Redis {
+func NewRedis(c redis.UniversalClient, prefix string, opts ...RedisOption) *Redis {
 	if prefix == "" {
 		prefix = "sy"
 	}
-	return &Redis{c: c, prefix: prefix, batch: redisbatch.New(c)}
+	b := redisbatch.New(c)
+	r := &Redis{c: c, prefix: prefix, batch: b, later: b}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // luaCommon is shared by the scripts: the time, integer formatting, a
@@ -330,7 +347,7 @@ func (r *Redis) Settle(ctx context.Context, tag, id string, checks []Check, actu
 			args = append(args, "b", got, p.periodMS, 0)
 		}
 	}
-	if err := r.batch.Run(ctx, settleScript, r.keys(tag, id, ps), args...).Err(); err != nil {
+	if err := r.later.Run(ctx, settleScript, r.keys(tag, id, ps), args...).Err(); err != nil {
 		return storeErr(err)
 	}
 	return nil

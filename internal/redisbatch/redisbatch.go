@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,12 +20,14 @@ import (
 // instead of per call, on its side and on Redis's. On Redis Cluster the
 // client splits a batch by node.
 //
-// Batches run one at a time, on a goroutine that lives while calls are
-// queued. Each call waits for its own result or its context, whichever
+// Batches run one at a time: a call made while nothing is in flight goes
+// at once from its caller's goroutine, and batches queued behind it on a
+// goroutine that lives while calls are queued. Each call waits for its own result or its context, whichever
 // comes first; a call whose context ends first may still run in its
 // batch, as a single EVALSHA whose reply is lost may have.
 type Batcher struct {
-	c redis.UniversalClient
+	c      redis.UniversalClient
+	linger time.Duration
 
 	mu      sync.Mutex
 	queue   []*scriptCall
@@ -44,9 +47,18 @@ type scriptCall struct {
 	done chan struct{}
 }
 
-// New returns a Batcher over c. It is safe for concurrent use; it holds
-// no goroutine while idle.
+// New returns a Batcher over c that sends each batch as soon as the one
+// before is back. It is safe for concurrent use; it holds no goroutine
+// while idle.
 func New(c redis.UniversalClient) *Batcher { return &Batcher{c: c} }
+
+// NewLingering returns a Batcher that also waits linger after a call
+// arrives before sending, so that calls made off the request path
+// (settlements, ledger writes) share a round trip even at low rates: each
+// waits up to linger longer for its reply.
+func NewLingering(c redis.UniversalClient, linger time.Duration) *Batcher {
+	return &Batcher{c: c, linger: linger}
+}
 
 // Batched is how many calls went in a batch of more than one.
 func (p *Batcher) Batched() int64 { return p.batched.Load() }
@@ -59,8 +71,24 @@ func (p *Batcher) Run(ctx context.Context, s *redis.Script, keys []string, args 
 		cmd.SetErr(err)
 		return cmd
 	}
-	call := &scriptCall{s: s, keys: keys, args: args, done: make(chan struct{})}
 	p.mu.Lock()
+	if !p.running && p.linger == 0 {
+		// Nothing in flight: the call goes at once, from this goroutine
+		// (no hand-over to a sender), and calls that queue meanwhile
+		// follow in a batch when it is back.
+		p.running = true
+		p.mu.Unlock()
+		res := s.Run(ctx, p.c, keys, args...)
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			go p.send()
+		} else {
+			p.running = false
+		}
+		p.mu.Unlock()
+		return res
+	}
+	call := &scriptCall{s: s, keys: keys, args: args, done: make(chan struct{})}
 	p.queue = append(p.queue, call)
 	if !p.running {
 		p.running = true
@@ -81,6 +109,9 @@ func (p *Batcher) Run(ctx context.Context, s *redis.Script, keys []string, args 
 func (p *Batcher) send() {
 	var batch []*scriptCall
 	for {
+		if p.linger > 0 {
+			time.Sleep(p.linger)
+		}
 		p.mu.Lock()
 		n := min(len(p.queue), maxBatch)
 		if n == 0 {

@@ -83,3 +83,28 @@ func TestBatcherEndedContext(t *testing.T) {
 		t.Fatal("a canceled call ran")
 	}
 }
+
+// A lingering Batcher gathers calls that arrive one after another, not
+// only those that arrive together.
+func TestLingeringBatcher(t *testing.T) {
+	c := client(t)
+	b := NewLingering(c, 50*time.Millisecond)
+	key := fmt.Sprintf("redisbatch-test:%d", time.Now().UnixNano())
+	t.Cleanup(func() { c.Del(context.Background(), key) })
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if err := b.Run(context.Background(), incr, []string{key}, 1).Err(); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(time.Millisecond) // spacing the calls, not synchronising them
+	}
+	wg.Wait()
+	if got := b.Batched(); got != 5 {
+		t.Fatalf("%d of 5 calls made 1 ms apart shared a pipeline, want all", got)
+	}
+	if v, _ := c.Get(context.Background(), key).Int(); v != 5 {
+		t.Fatalf("counter %d, want 5", v)
+	}
+}
