@@ -329,7 +329,7 @@ type Server struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxConnections bounds the client connections served at once, idle
 	// keep-alive ones included; one more is answered 503 and closed. 0
-	// means 512 per CPU.
+	// means no bound of Switchyard's own (fasthttp's 262144).
 	MaxConnections int `yaml:"max_connections"`
 	// DebugListen, when set, serves Go's profiles (net/http/pprof, under
 	// /debug/pprof/) on this address, unauthenticated: keep it on

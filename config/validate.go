@@ -122,7 +122,7 @@ func (c *Config) Validate() error {
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	if s.MaxConnections < 0 {
-		v.add("server.max_connections", "must be >= 0 (0 for 512 per CPU); got %d", s.MaxConnections)
+		v.add("server.max_connections", "must be >= 0 (0 for no bound); got %d", s.MaxConnections)
 	}
 	if s.MaxInFlight < -1 {
 		v.add("server.max_in_flight", "must be >= 0 (0 for 256 per CPU), or -1 for no bound; got %d", s.MaxInFlight)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -29,19 +30,19 @@ import (
 // emit.
 const localInFlight = "switchyard.in_flight"
 
-// Default bounds per CPU (GOMAXPROCS): requests in flight, and client
-// connections.
-const (
-	perCPUInFlight    = 128
-	perCPUConnections = 512
-)
+// perCPUInFlight is the default bound on requests in flight per CPU
+// (GOMAXPROCS).
+const perCPUInFlight = 128
 
-// maxConnections is the bound server.max_connections sets.
+// maxConnections is the bound server.max_connections sets: fasthttp's
+// default (256 Ki) when it sets none. Idle keep-alive connections count
+// against it, so a bound close to the load's own connection count locks
+// new clients out after a burst until the burst's connections idle out.
 func maxConnections(configured int) int {
 	if configured > 0 {
 		return configured
 	}
-	return perCPUConnections * runtime.GOMAXPROCS(0)
+	return fasthttp.DefaultConcurrency
 }
 
 // inFlight bounds the model API's requests in flight.
