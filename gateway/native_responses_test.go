@@ -402,16 +402,7 @@ func TestResponsesNativeSensitiveDataStaysLocal(t *testing.T) {
 		require.NoError(t, err)
 		return hr.Header.Get("X-Switchyard-Backend"), resp
 	}
-	cases := map[string]responses.ResponseNewParams{
-		"instructions": {Model: "mixed", Instructions: openai.String("The customer's card is " + card),
-			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")}},
-		"input item": {Model: "mixed", Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
-			responses.ResponseInputItemParamOfMessage("charge "+card, responses.EasyInputMessageRoleUser)}}},
-		"function call output": {Model: "mixed", Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
-			responses.ResponseInputItemParamOfMessage("look it up", responses.EasyInputMessageRoleUser),
-			responses.ResponseInputItemParamOfFunctionCall(`{}`, "call_9", "lookup"),
-			functionOutput("call_9", "card on file: "+card)}}},
-	}
+	cases := sensitiveResponses("mixed", card)
 	for name, params := range cases {
 		t.Run(name, func(t *testing.T) {
 			b, _ := backend(params)

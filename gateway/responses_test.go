@@ -207,16 +207,7 @@ func TestResponsesSensitiveDataStaysLocal(t *testing.T) {
 	var proprietaryBefore atomic.Int32
 	proprietaryBefore.Store(openaiUS.calls.Load())
 
-	cases := map[string]responses.ResponseNewParams{
-		"instructions": {Model: "chat", Instructions: openai.String("The customer's card is " + card),
-			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")}},
-		"input item": {Model: "chat", Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
-			responses.ResponseInputItemParamOfMessage("charge "+card, responses.EasyInputMessageRoleUser)}}},
-		"function call output": {Model: "chat", Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
-			responses.ResponseInputItemParamOfMessage("look it up", responses.EasyInputMessageRoleUser),
-			responses.ResponseInputItemParamOfFunctionCall(`{}`, "call_9", "lookup"),
-			functionOutput("call_9", "card on file: "+card)}}},
-	}
+	cases := sensitiveResponses("chat", card)
 	for name, params := range cases {
 		t.Run(name, func(t *testing.T) {
 			resp, err := client.Responses.New(ctx, params)
@@ -243,4 +234,20 @@ func TestResponsesSensitiveDataStaysLocal(t *testing.T) {
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what is the capital of France?")}})
 	require.NoError(t, err)
 	assert.Equal(t, "answered by openai", plain.OutputText())
+}
+
+// sensitiveResponses are Responses requests to model holding secret in
+// each place a client writes: the instructions, an input message, a
+// function call's output.
+func sensitiveResponses(model, secret string) map[string]responses.ResponseNewParams {
+	return map[string]responses.ResponseNewParams{
+		"instructions": {Model: model, Instructions: openai.String("The customer's card is " + secret),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")}},
+		"input item": {Model: model, Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+			responses.ResponseInputItemParamOfMessage("charge "+secret, responses.EasyInputMessageRoleUser)}}},
+		"function call output": {Model: model, Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+			responses.ResponseInputItemParamOfMessage("look it up", responses.EasyInputMessageRoleUser),
+			responses.ResponseInputItemParamOfFunctionCall(`{}`, "call_9", "lookup"),
+			functionOutput("call_9", "card on file: "+secret)}}},
+	}
 }
