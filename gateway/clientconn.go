@@ -73,11 +73,22 @@ func setWriteDeadline(conn net.Conn, d time.Duration) {
 	}
 }
 
-// clearDeadlineWhenIdle is fasthttp's ConnState hook: a connection waiting
-// for its next request drops the write deadline of the last response, so
-// an early write such as "100 Continue" is not failed by a stale one.
-func clearDeadlineWhenIdle(conn net.Conn, state fasthttp.ConnState) {
-	if state == fasthttp.StateIdle {
-		_ = conn.SetWriteDeadline(time.Time{})
+// connDeadlines is fasthttp's ConnState hook. A new connection must send
+// its first request within read (fasthttp, with ReduceMemoryUsage, reads
+// a new connection's first byte before it sets any deadline: a client
+// that connects and sends nothing would hold its connection forever). A
+// connection waiting for its next request drops the write deadline of the
+// last response, so an early write such as "100 Continue" is not failed
+// by a stale one.
+func connDeadlines(read time.Duration) func(net.Conn, fasthttp.ConnState) {
+	return func(conn net.Conn, state fasthttp.ConnState) {
+		switch state {
+		case fasthttp.StateNew:
+			if read > 0 {
+				_ = conn.SetReadDeadline(time.Now().Add(read))
+			}
+		case fasthttp.StateIdle:
+			_ = conn.SetWriteDeadline(time.Time{})
+		}
 	}
 }

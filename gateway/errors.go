@@ -111,6 +111,11 @@ func marshalError(e *APIError) []byte {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	e := toAPIError(err)
 	c.Locals(localError, e)
+	if c.Locals(localLog) == nil && e.Status == http.StatusRequestTimeout && len(c.Request().Header.RawHeaders()) == 0 {
+		// A connection that sent nothing before read_timeout: no request,
+		// so no request id, access-log line or metric.
+		return c.Status(e.Status).Send(marshalError(e))
+	}
 	if c.Locals(localLog) == nil {
 		// Raised before the middleware ran (the body limit, oversized
 		// headers): give it a request id and a log line.

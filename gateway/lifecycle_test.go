@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -326,4 +327,31 @@ func TestContinueOnAConnectionIdleLongerThanWriteTimeout(t *testing.T) {
 	line, err := br.ReadString('\n')
 	require.NoError(t, err)
 	assert.Equal(t, "HTTP/1.1 100 Continue\r\n", line)
+}
+
+// A connection that sends nothing is closed at read_timeout, without an
+// access-log line: there was no request.
+func TestReadTimeoutOnASilentConnectionIsNotARequest(t *testing.T) {
+	cfg := gatewayConfig(t, "", route{name: "chat", backends: []string{"http://127.0.0.1:1/v1"}})
+	cfg.Server.ReadTimeout = 200 * time.Millisecond
+	cfg.Server.IdleTimeout = 300 * time.Millisecond
+	var logs syncBuffer
+	base, _ := startGatewayWith(t, cfg, gateway.Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	addr := strings.TrimPrefix(strings.TrimSuffix(base, "/v1"), "http://")
+	closed := func(send string) {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		if send != "" {
+			_, err = io.WriteString(conn, send)
+			require.NoError(t, err)
+		}
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err = io.ReadAll(conn) // until the gateway closes it
+		require.NoError(t, err)
+	}
+	closed("") // within read_timeout, not never
+	assert.NotContains(t, logs.String(), `"status":408`, "a silent connection is not a request")
+	closed("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") // answered, then idle until idle_timeout
+	assert.NotContains(t, logs.String(), `"status":408`)
 }

@@ -223,7 +223,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		WriteTimeout:          cfg.Server.WriteTimeout, // from the response's start; streams extend it per event
 		IdleTimeout:           cfg.Server.IdleTimeout,
 	})
-	s.app.Server().ConnState = clearDeadlineWhenIdle
+	s.app.Server().ConnState = connDeadlines(cfg.Server.ReadTimeout)
 	// Connection goroutines left idle after a burst exit (with the stacks
 	// the burst grew) after 2 s instead of fasthttp's 10 s.
 	s.app.Server().MaxIdleWorkerDuration = 2 * time.Second
