@@ -417,27 +417,40 @@ type Backend struct {
 	ContextWindow int64 `yaml:"context_window"`
 	// ResponsesAPI says how a request to POST /v1/responses reaches an
 	// openai backend: native (sent as the client wrote it, to the
-	// upstream's own /responses, stateless) or translate (to chat
-	// completions, which every OpenAI-compatible server speaks). Default:
-	// native when the base URL is OpenAI's own (api.openai.com), else
-	// translate.
+	// upstream's own /responses, stateless), translate (to chat
+	// completions, which every OpenAI-compatible server speaks) or auto
+	// (native until the upstream shows it has no /responses, answering 404,
+	// 405 or 501: then that request and every later one is translated).
+	// Default: native when the base URL is OpenAI's own (api.openai.com),
+	// auto for other proprietary backends, translate for self-hosted and
+	// local ones.
 	ResponsesAPI string `yaml:"responses_api"`
 }
 
-// NativeResponses reports whether Responses requests go to this backend
-// natively (ResponsesAPI).
-func (b Backend) NativeResponses() bool {
-	switch b.ResponsesAPI {
-	case "native":
-		return b.Provider == ProviderOpenAI
-	case "translate":
-		return false
-	}
+// Ways Responses requests reach an openai backend (ResponsesAPI).
+const (
+	ResponsesNative    = "native"
+	ResponsesAuto      = "auto"
+	ResponsesTranslate = "translate"
+)
+
+// ResponsesMode is how Responses requests reach this backend: one of
+// ResponsesNative, ResponsesAuto, ResponsesTranslate (always for
+// providers other than openai).
+func (b Backend) ResponsesMode() string {
 	if b.Provider != ProviderOpenAI {
-		return false
+		return ResponsesTranslate
 	}
-	u, err := url.Parse(b.BaseURL)
-	return err == nil && strings.EqualFold(u.Hostname(), "api.openai.com")
+	if b.ResponsesAPI != "" {
+		return b.ResponsesAPI
+	}
+	if u, err := url.Parse(b.BaseURL); err == nil && strings.EqualFold(u.Hostname(), "api.openai.com") {
+		return ResponsesNative
+	}
+	if b.Kind == KindProprietary {
+		return ResponsesAuto
+	}
+	return ResponsesTranslate
 }
 
 // AWSCredentials are static AWS credentials.

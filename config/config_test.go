@@ -259,18 +259,19 @@ models:
 func TestNativeResponses(t *testing.T) {
 	for _, tc := range []struct {
 		b    Backend
-		want bool
+		want string
 	}{
-		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1"}, true},
-		{Backend{Provider: ProviderOpenAI, BaseURL: "https://API.OpenAI.com:443/v1"}, true},
-		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1", ResponsesAPI: "translate"}, false},
-		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1"}, false},
-		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1", ResponsesAPI: "native"}, true},
-		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com.evil.example/v1"}, false},
-		{Backend{Provider: "groq", BaseURL: "https://api.openai.com/v1"}, false},
-		{Backend{Provider: ProviderAzure, BaseURL: "https://x.openai.azure.com", ResponsesAPI: "native"}, false},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1"}, ResponsesNative},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://API.OpenAI.com:443/v1", Kind: KindSelfHosted}, ResponsesNative},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com/v1", ResponsesAPI: "translate"}, ResponsesTranslate},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1", Kind: KindSelfHosted}, ResponsesTranslate},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "http://vllm:8000/v1", Kind: KindSelfHosted, ResponsesAPI: "native"}, ResponsesNative},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com.evil.example/v1", Kind: KindProprietary}, ResponsesAuto},
+		{Backend{Provider: ProviderOpenAI, BaseURL: "https://gateway.example/v1", Kind: KindProprietary}, ResponsesAuto},
+		{Backend{Provider: "groq", BaseURL: "https://api.openai.com/v1", Kind: KindProprietary}, ResponsesTranslate},
+		{Backend{Provider: ProviderAzure, BaseURL: "https://x.openai.azure.com", ResponsesAPI: "native"}, ResponsesTranslate},
 	} {
-		assert.Equal(t, tc.want, tc.b.NativeResponses(), "%+v", tc.b)
+		assert.Equal(t, tc.want, tc.b.ResponsesMode(), "%+v", tc.b)
 	}
 	for _, bad := range []string{"responses_api: yes", "responses_api: native\n    provider: anthropic"} {
 		y := "backends:\n  - name: b\n    kind: proprietary\n    base_url: http://x\n    " + bad + "\n"

@@ -359,13 +359,13 @@ func (c *Config) Validate() error {
 				v.add(fmt.Sprintf("backends[%d].context_window", i), "must be >= 0")
 			}
 			switch b.ResponsesAPI {
-			case "", "translate":
-			case "native":
+			case "", ResponsesTranslate:
+			case ResponsesNative, ResponsesAuto:
 				if b.Provider != ProviderOpenAI {
-					v.add(fmt.Sprintf("backends[%d].responses_api", i), "native needs provider openai; got %q", b.Provider)
+					v.add(fmt.Sprintf("backends[%d].responses_api", i), "%s needs provider openai; got %q", b.ResponsesAPI, b.Provider)
 				}
 			default:
-				v.add(fmt.Sprintf("backends[%d].responses_api", i), "must be native or translate; got %q", b.ResponsesAPI)
+				v.add(fmt.Sprintf("backends[%d].responses_api", i), "must be native, auto or translate; got %q", b.ResponsesAPI)
 			}
 		}
 	}

@@ -71,9 +71,20 @@ func newProvider(b config.Backend, local *localengine.Pool) (providers.Provider,
 			AccessKeyID: b.AWS.AccessKeyID.Value(), SecretAccessKey: b.AWS.SecretAccessKey.Value(), SessionToken: b.AWS.SessionToken.Value()})
 	}
 	if _, ok := config.Presets[b.Provider]; ok || b.Provider == config.ProviderOpenAI {
-		return openai.New(openai.Options{Options: o, BaseURL: b.BaseURL, APIKey: b.APIKey.Value(), Responses: b.NativeResponses()}), nil
+		return openai.New(openai.Options{Options: o, BaseURL: b.BaseURL, APIKey: b.APIKey.Value(), Responses: responsesSupport(b)}), nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", b.Provider)
+}
+
+// responsesSupport maps a backend's responses_api to the openai client's.
+func responsesSupport(b config.Backend) openai.ResponsesSupport {
+	switch b.ResponsesMode() {
+	case config.ResponsesNative:
+		return openai.ResponsesOn
+	case config.ResponsesAuto:
+		return openai.ResponsesProbe
+	}
+	return openai.ResponsesOff
 }
 
 // deploymentPrice is the deployment's own price, else its backend's; a

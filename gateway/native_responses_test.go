@@ -426,3 +426,34 @@ func TestResponsesNativeSensitiveDataStaysLocal(t *testing.T) {
 		}
 	}
 }
+
+// By default a proprietary openai backend is tried natively: one that
+// serves /responses gets the client's own request; one that answers
+// chat completions only is learned and translated, from the first
+// request on.
+func TestResponsesNativeByDefaultForProprietaryOpenAI(t *testing.T) {
+	up := newOpenAIResponsesBackend(t)
+	chatOnly := toolUpstream(t) // answers every path with chat completions
+	y := "server: {listen: 127.0.0.1:0, shutdown_timeout: 5s}\nlog: {level: error}\npolicy: {audit: none}\nbackends:\n" +
+		"  - {name: openai, kind: proprietary, provider: openai, base_url: " + up.URL + "/v1, api_key: k}\n" +
+		"  - {name: compat, kind: proprietary, provider: openai, base_url: " + chatOnly.URL + "/v1, api_key: k}\n" +
+		"models:\n  - {name: gpt, deployments: [{backend: openai, model: gpt-4.1}]}\n" +
+		"  - {name: compat, deployments: [{backend: compat, model: up}]}\n" +
+		"keys:\n  - {id: test, sha256: " + gateway.HashKey(testKey) + ", tenant: t, team: search}\n"
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	base, _ := startGateway(t, cfg)
+	client := sdk(base)
+	for _, model := range []string{"gpt", "compat", "compat"} {
+		resp, err := client.Responses.New(context.Background(), responses.ResponseNewParams{Model: model,
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+		require.NoError(t, err, model)
+		assert.Equal(t, "hello there", resp.OutputText(), model)
+	}
+	assert.Equal(t, 1, up.count("/v1/responses"), "the backend that serves it got the native request")
+	var paths []string
+	for _, r := range chatOnly.received() {
+		paths = append(paths, r.Path)
+	}
+	assert.Equal(t, []string{"/v1/responses", "/v1/chat/completions", "/v1/chat/completions"}, paths, "tried once, then translated")
+}

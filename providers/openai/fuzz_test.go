@@ -52,7 +52,7 @@ func FuzzResponsesStream(f *testing.F) {
 	f.Add([]byte("data: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"x\"}\n\n"))
 	f.Add([]byte("data: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"rate_limit_exceeded\"}}}\n\n"))
 	f.Add([]byte("data: [DONE]\n\ndata: {\"type\":\"\"}\n\n"))
-	c := New(Options{BaseURL: "http://unused", Responses: true, Options: upstream.Options{Backend: "fuzz"}})
+	c := New(Options{BaseURL: "http://unused", Responses: ResponsesOn, Options: upstream.Options{Backend: "fuzz"}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s := c.newResponsesStream(c.Start(context.Background()), io.NopCloser(bytes.NewReader(body)))
 		defer s.Close()

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -38,12 +39,24 @@ type Options struct {
 	// Path maps an operation to the URL path below BaseURL; nil means
 	// Operation.Path (Azure puts the deployment in the path).
 	Path func(providers.Operation, string) string
-	// Responses is true when the upstream serves OpenAI's Responses API
-	// (POST {BaseURL}/responses): a Responses request is then sent as the
+	// Responses is whether the upstream serves OpenAI's Responses API
+	// (POST {BaseURL}/responses), where a Responses request is sent as the
 	// client wrote it (providers.FormatOpenAIResponses) instead of
-	// translated to chat completions.
-	Responses bool
+	// translated to chat completions: ResponsesOff (the zero value),
+	// ResponsesOn, or ResponsesProbe (on until the upstream answers 404,
+	// 405 or 501 there).
+	Responses ResponsesSupport
 }
+
+// ResponsesSupport is Options.Responses.
+type ResponsesSupport int
+
+// Values of ResponsesSupport.
+const (
+	ResponsesOff ResponsesSupport = iota
+	ResponsesOn
+	ResponsesProbe
+)
 
 // Client speaks the OpenAI API to one upstream. It is safe for concurrent use.
 type Client struct {
@@ -51,6 +64,10 @@ type Client struct {
 	o    Options
 	base string
 	auth string
+	// noResponses is set when a probing client learned that the upstream
+	// has no /responses; hasResponses when it saw it answer there, after
+	// which it stops probing.
+	noResponses, hasResponses atomic.Bool
 }
 
 var _ providers.Provider = (*Client)(nil)

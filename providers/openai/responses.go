@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,47 @@ import (
 // SpeaksNative reports whether the client sends requests in format as they
 // are: OpenAI's Responses API, when the upstream serves it.
 func (c *Client) SpeaksNative(format string) bool {
-	return c.o.Responses && format == providers.FormatOpenAIResponses
+	if format != providers.FormatOpenAIResponses {
+		return false
+	}
+	switch c.o.Responses {
+	case ResponsesOn:
+		return true
+	case ResponsesProbe:
+		return !c.noResponses.Load()
+	}
+	return false
+}
+
+// lacksResponses reports whether err says the upstream has no
+// /responses, for a probing client that has not seen it answer there yet,
+// and remembers it: the request is then translated, as every later one.
+// The signs: 404, 405 or 501, or an answer that is not the Responses API's
+// (a chat completion, JSON to a streaming request: servers that answer
+// any path alike).
+func (c *Client) lacksResponses(err error) bool {
+	var pe *providers.Error
+	if c.o.Responses != ResponsesProbe || c.hasResponses.Load() || !errors.As(err, &pe) {
+		return false
+	}
+	switch {
+	case pe.Status == http.StatusNotFound, pe.Status == http.StatusMethodNotAllowed, pe.Status == http.StatusNotImplemented,
+		errors.Is(err, errNotResponses), errors.Is(err, upstream.ErrNotAStream):
+		c.noResponses.Store(true)
+		return true
+	}
+	return false
+}
+
+// errNotResponses is the cause of the error for an answer, or a first
+// event, that is not the Responses API's.
+var errNotResponses = errors.New("not a Responses API answer")
+
+// translated is req without its native request.
+func translated(req *providers.Request) *providers.Request {
+	r := *req
+	r.Native = nil
+	return &r
 }
 
 var _ providers.NativeSpeaker = (*Client)(nil)
@@ -64,13 +105,22 @@ func (c *Client) doNative(ctx context.Context, req *providers.Request) (*provide
 	a := c.Start(ctx)
 	defer a.End()
 	data, err := c.Post(a, func(ctx context.Context) (*http.Response, error) { return c.sendTo(ctx, responsesPath, req, body) }, c.statusError)
+	if c.lacksResponses(err) {
+		a.End()
+		return c.Do(ctx, translated(req))
+	}
 	if err != nil {
 		return nil, err
 	}
 	r := gjson.ParseBytes(data)
 	if !gjson.ValidBytes(data) || r.Get("object").Str != "response" {
-		return nil, c.BadResponse(nil, "sent a response that is not a Responses API response object")
+		err := c.BadResponse(errNotResponses, "sent a response that is not a Responses API response object")
+		if c.lacksResponses(err) {
+			return c.Do(ctx, translated(req))
+		}
+		return nil, err
 	}
+	c.hasResponses.Store(true)
 	if r.Get("status").Str == "failed" {
 		return nil, c.failed(r.Get("error"))
 	}
@@ -85,10 +135,26 @@ func (c *Client) streamNative(ctx context.Context, req *providers.Request) (prov
 		return nil, err
 	}
 	a, rc, err := c.OpenStream(ctx, "text/event-stream", func(ctx context.Context) (*http.Response, error) { return c.sendTo(ctx, responsesPath, req, body) }, c.statusError)
+	if c.lacksResponses(err) {
+		return c.Stream(ctx, translated(req))
+	}
 	if err != nil {
 		return nil, err
 	}
-	return c.newResponsesStream(a, rc), nil
+	s := c.newResponsesStream(a, rc)
+	if c.o.Responses != ResponsesProbe || c.hasResponses.Load() {
+		return s, nil
+	}
+	// Probing: the first event says whether this is the Responses API.
+	first, err := s.Recv()
+	if c.lacksResponses(err) {
+		s.Close()
+		return c.Stream(ctx, translated(req))
+	}
+	if err == nil {
+		c.hasResponses.Store(true)
+	}
+	return &firstEvent{responsesStream: s, first: first, err: err, has: true}, nil
 }
 
 // ResponsesUsage reads a Responses usage object (input_tokens,
@@ -118,6 +184,22 @@ func (c *Client) failed(e gjson.Result) *providers.Error {
 		msg = "the response failed"
 	}
 	return c.Classify(status, "", upstream.ErrorBody{Message: msg, Type: "api_error", Code: e.Get("code").Str})
+}
+
+// firstEvent is a stream whose first event (or error) was read already.
+type firstEvent struct {
+	*responsesStream
+	first providers.Event
+	err   error
+	has   bool
+}
+
+func (f *firstEvent) Recv() (providers.Event, error) {
+	if f.has {
+		f.has = false
+		return f.first, f.err
+	}
+	return f.responsesStream.Recv()
 }
 
 // responsesStream relays the Responses events as they came, one Event per
@@ -160,7 +242,7 @@ func (s *responsesStream) handle(ev sse.Event) (providers.Event, error) {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(ev.Data, &head); err != nil || head.Type == "" {
-		return providers.Event{}, s.c.BadResponse(err, "sent an event that is not a Responses API event")
+		return providers.Event{}, s.c.BadResponse(errors.Join(errNotResponses, err), "sent an event that is not a Responses API event")
 	}
 	out := providers.Event{Data: ev.Data, Native: true}
 	switch head.Type {

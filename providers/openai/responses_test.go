@@ -22,7 +22,7 @@ func serveResponses(t *testing.T, h http.HandlerFunc) *Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return New(Options{BaseURL: srv.URL + "/v1", APIKey: "sk-up", Responses: true, Options: upstream.Options{Backend: "up",
+	return New(Options{BaseURL: srv.URL + "/v1", APIKey: "sk-up", Responses: ResponsesOn, Options: upstream.Options{Backend: "up",
 		ConnectTimeout: time.Second, FirstByteTimeout: 500 * time.Millisecond, BetweenChunksTimeout: 200 * time.Millisecond}})
 }
 
@@ -150,4 +150,123 @@ func TestResponsesNativeStream(t *testing.T) {
 			assert.True(t, errors.Is(again, err) || strings.Contains(again.Error(), tc.msg), "the end is sticky")
 		})
 	}
+}
+
+// A probing client sends the native request until the upstream shows it
+// has no /responses; that request and every later one are translated.
+func TestResponsesProbe(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			var paths []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				paths = append(paths, r.URL.Path)
+				if r.URL.Path == "/v1/responses" {
+					w.WriteHeader(status)
+					io.WriteString(w, `{"detail":"Not Found"}`)
+					return
+				}
+				if r.Header.Get("Accept") == "text/event-stream" {
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+			}))
+			t.Cleanup(srv.Close)
+			c := New(Options{BaseURL: srv.URL + "/v1", Responses: ResponsesProbe, Options: upstream.Options{Backend: "up"}})
+			require.True(t, c.SpeaksNative(providers.FormatOpenAIResponses))
+
+			res, err := c.Do(context.Background(), responsesReq(false))
+			require.NoError(t, err)
+			assert.False(t, res.Native, "translated")
+			assert.Equal(t, []string{"/v1/responses", "/v1/chat/completions"}, paths)
+			assert.False(t, c.SpeaksNative(providers.FormatOpenAIResponses), "learned")
+
+			paths = nil
+			s, err := c.Stream(context.Background(), responsesReq(true))
+			require.NoError(t, err)
+			ev, err := s.Recv()
+			require.NoError(t, err)
+			assert.False(t, ev.Native)
+			s.Close()
+			assert.Equal(t, []string{"/v1/chat/completions"}, paths, "straight to chat completions")
+		})
+	}
+
+	// Other failures are the upstream's, not a missing endpoint.
+	c := serveResponses(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) })
+	c.o.Responses = ResponsesProbe
+	_, err := c.Do(context.Background(), responsesReq(false))
+	require.Error(t, err)
+	assert.True(t, c.SpeaksNative(providers.FormatOpenAIResponses))
+
+	// A stream whose first attempt finds no /responses is translated too.
+	var streamPaths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		streamPaths = append(streamPaths, r.URL.Path)
+		if r.URL.Path == "/v1/responses" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[]}\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	c = New(Options{BaseURL: srv.URL + "/v1", Responses: ResponsesProbe, Options: upstream.Options{Backend: "up"}})
+	s, err := c.Stream(context.Background(), responsesReq(true))
+	require.NoError(t, err)
+	s.Close()
+	assert.Equal(t, []string{"/v1/responses", "/v1/chat/completions"}, streamPaths)
+}
+
+// An upstream that answers every path alike (a chat completion, or chat
+// chunks for a stream) is learned not to serve /responses as well; one
+// that answered there once is not probed again.
+func TestResponsesProbeCatchAll(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		var paths []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			paths = append(paths, r.URL.Path)
+			if r.Header.Get("Accept") == "text/event-stream" {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+		}))
+		t.Cleanup(srv.Close)
+		c := New(Options{BaseURL: srv.URL + "/v1", Responses: ResponsesProbe, Options: upstream.Options{Backend: "up"}})
+		if stream {
+			s, err := c.Stream(context.Background(), responsesReq(true))
+			require.NoError(t, err)
+			ev, err := s.Recv()
+			require.NoError(t, err)
+			assert.False(t, ev.Native)
+			s.Close()
+		} else {
+			res, err := c.Do(context.Background(), responsesReq(false))
+			require.NoError(t, err)
+			assert.False(t, res.Native)
+		}
+		assert.Equal(t, []string{"/v1/responses", "/v1/chat/completions"}, paths, "stream %v", stream)
+		assert.False(t, c.SpeaksNative(providers.FormatOpenAIResponses))
+	}
+
+	// Once it answered natively, a later 404 is only an error.
+	n := 0
+	c := serveResponses(t, func(w http.ResponseWriter, r *http.Request) {
+		if n++; n > 1 {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		io.WriteString(w, responseJSON)
+	})
+	c.o.Responses = ResponsesProbe
+	_, err := c.Do(context.Background(), responsesReq(false))
+	require.NoError(t, err)
+	_, err = c.Do(context.Background(), responsesReq(false))
+	require.Error(t, err)
+	assert.True(t, c.SpeaksNative(providers.FormatOpenAIResponses))
 }

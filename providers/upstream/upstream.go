@@ -290,6 +290,10 @@ func readBody(resp *http.Response) ([]byte, error) {
 	}
 }
 
+// ErrNotAStream is the cause of OpenStream's error for an answer that is
+// not of the stream's content type.
+var ErrNotAStream = errors.New("not an event stream")
+
 // OpenStream starts an attempt for a streaming exchange and checks that
 // the answer is a stream of contentType (text/event-stream for SSE). On
 // success the caller owns the attempt and the body; on failure both are
@@ -304,7 +308,7 @@ func (c *Client) OpenStream(ctx context.Context, contentType string, send func(c
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, contentType) {
 		resp.Body.Close()
 		a.End()
-		return nil, nil, c.BadResponse(nil, "answered a streaming request with %q instead of an event stream (%s)", ct, contentType)
+		return nil, nil, c.BadResponse(ErrNotAStream, "answered a streaming request with %q instead of an event stream (%s)", ct, contentType)
 	}
 	return a, resp.Body, nil
 }
