@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -54,15 +55,21 @@ func newLimiter(q config.Quotas, shared *sharedRedis) (*quota.Limiter, func() er
 	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL, Breaker: quota.BreakerOptions{}}), closeStore, nil
 }
 
-// sharedRedis is the one client quotas and the cost ledger use when either
-// is in Redis, with its batchers: now for the request path (reservations,
-// reads), later for the writes made after a request ended (settlements
-// and ledger entries), which linger writeLinger so that they share round
-// trips even at low rates.
+// sharedRedis is what quotas and the cost ledger use when either is in
+// Redis: c, with quotas.redis.timeout, for the request path (reservations,
+// reads) through now; bg, with at least backgroundRedisTimeout, for what
+// runs after a request ended (settlements and ledger entries, through
+// later, which lingers writeLinger so that they share round trips even at
+// low rates) and for the ledger's reads (the costs API).
 type sharedRedis struct {
-	c          redis.UniversalClient
+	c, bg      redis.UniversalClient
 	now, later *redisbatch.Batcher
 }
+
+// backgroundRedisTimeout is the least timeout of the calls no client waits
+// for: a busy Redis must not turn a settlement or a ledger entry into a
+// retry or a spooled entry as quickly as a reservation fails.
+const backgroundRedisTimeout = time.Second
 
 // writeLinger is how long settlements and ledger writes wait to share a
 // pipeline.
@@ -75,7 +82,11 @@ func openSharedRedis(cfg *config.Config) (*sharedRedis, func() error) {
 		return nil, func() error { return nil }
 	}
 	c := redisClient(cfg.Quotas.Redis)
-	return &sharedRedis{c: c, now: redisbatch.New(c), later: redisbatch.NewLingering(c, writeLinger)}, c.Close
+	slow := cfg.Quotas.Redis
+	slow.Timeout = max(slow.Timeout, backgroundRedisTimeout)
+	bg := redisClient(slow)
+	return &sharedRedis{c: c, bg: bg, now: redisbatch.New(c), later: redisbatch.NewLingering(bg, writeLinger)},
+		func() error { return errors.Join(c.Close(), bg.Close()) }
 }
 
 // redisClient connects to the configured Redis with short timeouts and no
