@@ -140,8 +140,10 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 		return modelNotFound(call.model)
 	}
 	call.route, rec.route = rt, rt.Name
-	if call.native != nil && (!routeSpeaks(rt, call.native.Format) || !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings)) {
-		call.native = nil // no taker, or the decision covers only what the translation holds
+	// The ingress set native only when a deployment of this route takes
+	// it (modelSpeaks); it goes only when the decision covers all of it.
+	if call.native != nil && !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings) {
+		call.native = nil // the decision covers only what the translation holds
 	}
 	adm, err := s.admitRequest(c, call, p, rec)
 	rec.decisionID, rec.ticket = adm.decisionID, adm.ticket

@@ -36,9 +36,8 @@ const (
 // newLimiter builds the quota limiter and its store from config: Redis
 // through a UniversalClient (one address, a Cluster, or Sentinels), else
 // in memory.
-func newLimiter(q config.Quotas, shared *sharedRedis) (*quota.Limiter, func() error, error) {
+func newLimiter(q config.Quotas, shared *sharedRedis) (*quota.Limiter, error) {
 	var store quota.Store = quota.NewMemory(nil)
-	closeStore := func() error { return nil }
 	if q.Store == "redis" {
 		store = quota.NewRedis(shared.c, "sy", quota.WithBatchers(shared.now, shared.later))
 	}
@@ -52,7 +51,7 @@ func newLimiter(q config.Quotas, shared *sharedRedis) (*quota.Limiter, func() er
 	// of at least 20 store calls in a second fail, or when every call
 	// has failed for a second; it stays open a second, then lets one
 	// probe through. A single slow call does not open it.
-	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL, Breaker: quota.BreakerOptions{}}), closeStore, nil
+	return quota.New(quota.Options{Store: store, Limits: limits, ReservationTTL: q.ReservationTTL, Breaker: quota.BreakerOptions{}}), nil
 }
 
 // sharedRedis is what quotas and the cost ledger use when either is in

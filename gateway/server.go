@@ -91,14 +91,13 @@ type Server struct {
 	conversations      conversations.Store
 	closeConversations func() error
 	quota              *quota.Limiter
-	closeQuota         func() error
 	closeRedis         func() error // the client quotas and the ledger share
 	// requests counts requests from accessLog to emit; background counts
 	// quota settlements and ledger writes. Shutdown waits for both.
 	requests   *tracker
-	labelSets  labelCache // metric attribute sets (metricsets.go)
-	hostPorts  sync.Map   // backend name -> hostAndPort, for spans
-	inFlight   inFlight   // admission control (admission.go)
+	labelSets  labelCache             // metric attribute sets (metricsets.go)
+	hostPorts  map[string]hostAndPort // backend name -> its base URL's, for spans
+	inFlight   inFlight               // admission control (admission.go)
 	background *tracker
 	ownsLocal  bool // New loaded the pool, Shutdown unloads it
 	auditLog   *auditSink
@@ -168,7 +167,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			_ = closeRedis()
 		}
 	}()
-	limiter, closeQuota, err := newLimiter(cfg.Quotas, shared)
+	limiter, err := newLimiter(cfg.Quotas, shared)
 	if err != nil {
 		return nil, err
 	}
@@ -198,10 +197,13 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	backends := make(map[string]config.Backend, len(cfg.Backends))
+	hostPorts := make(map[string]hostAndPort, len(cfg.Backends))
 	for _, b := range cfg.Backends {
 		backends[b.Name] = b
+		host, port := hostPort(b.BaseURL)
+		hostPorts[b.Name] = hostAndPort{host, port}
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeQuota: closeQuota, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, hostPorts: hostPorts, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -364,7 +366,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	cancel()
 	s.closeLedger()
 	_ = s.closeConversations()
-	s.closeQuota()
 	_ = s.closeRedis()
 	s.auditLog.close()
 	return err

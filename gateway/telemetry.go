@@ -127,10 +127,10 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 		attrBackend.String(d.Backend),
 		attrBackendKind.String(d.Kind),
 	}
-	if host, port := s.hostPort(b); host != "" {
-		attrs = append(attrs, attribute.String("server.address", host))
-		if port > 0 {
-			attrs = append(attrs, attribute.Int("server.port", port))
+	if hp := s.hostPorts[b.Name]; hp.host != "" {
+		attrs = append(attrs, attribute.String("server.address", hp.host))
+		if hp.port > 0 {
+			attrs = append(attrs, attribute.Int("server.port", hp.port))
 		}
 	}
 	if rec != nil && rec.maxTokens > 0 {
@@ -156,17 +156,7 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 	}
 }
 
-// hostPort is b's server address and port, parsed once per backend.
-func (s *Server) hostPort(b config.Backend) (string, int) {
-	if hp, ok := s.hostPorts.Load(b.Name); ok {
-		v := hp.(hostAndPort)
-		return v.host, v.port
-	}
-	host, port := hostPort(b.BaseURL)
-	s.hostPorts.Store(b.Name, hostAndPort{host, port})
-	return host, port
-}
-
+// hostAndPort is a backend's server address and port, parsed once (New).
 type hostAndPort struct {
 	host string
 	port int

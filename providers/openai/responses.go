@@ -106,7 +106,6 @@ func (c *Client) doNative(ctx context.Context, req *providers.Request) (*provide
 	defer a.End()
 	data, err := c.Post(a, func(ctx context.Context) (*http.Response, error) { return c.sendTo(ctx, responsesPath, req, body) }, c.statusError)
 	if c.lacksResponses(err) {
-		a.End()
 		return c.Do(ctx, translated(req))
 	}
 	if err != nil {
