@@ -50,6 +50,10 @@
 #   REDIS     host:port of a redis-server for "on"'s quotas (default: one
 #             started here)
 #   NGINX     the nginx binary              (default /usr/sbin/nginx)
+#   PROBE     true: while the load runs, send the last Switchyard target
+#             one chat completion every 0.2 s on a fresh connection (curl)
+#             and report, per status, how many and how fast, and how soon
+#             after the last refusal one was served (default false)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,6 +66,7 @@ TARGETS=${TARGETS:-nginx,off,on}
 OUT=${OUT:-$ROOT/bench/results.md}
 REDIS=${REDIS:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
+PROBE=${PROBE:-false}
 KEY=sk-bench
 
 # The targets, in the order given; each at most once.
@@ -316,6 +321,7 @@ for name in "${WANT[@]}"; do
 	case "$name" in
 	off)
 		OFF_ADDR=127.0.0.1:$OFF_PORT
+		PROBE_URL=http://$OFF_ADDR/v1
 		{
 			switchyard_config off "$OFF_ADDR"
 			cat <<EOF
@@ -350,6 +356,7 @@ EOF
 			STARTED+=("redis $REDIS pid $REDIS_PID")
 		fi
 		ON_ADDR=127.0.0.1:$ON_PORT
+		PROBE_URL=http://$ON_ADDR/v1
 		{
 			switchyard_config on "$ON_ADDR"
 			cat <<EOF
@@ -392,8 +399,40 @@ status=0
 	-out "$OUT" \
 	"$@" &
 LOAD_PID=$!
+PROBE_PID=
+if [[ "$PROBE" == true && -n "${PROBE_URL:-}" ]]; then
+	(
+		while kill -0 "$LOAD_PID" 2>/dev/null; do
+			# start time, status, seconds
+			printf '%s ' "$(date +%s.%N)"
+			curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 5 \
+				-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -H 'Connection: close' \
+				-d '{"model":"bench-model","messages":[{"role":"user","content":"probe"}]}' \
+				"$PROBE_URL/chat/completions" || echo "000 5"
+			sleep 0.2
+		done
+	) >"$TMP/probe.txt" &
+	PROBE_PID=$!
+fi
 wait "$LOAD_PID" || status=$?
 LOAD_PID=
+if [[ -n "$PROBE_PID" ]]; then
+	wait "$PROBE_PID" || true
+	{
+		echo
+		echo "### Probe: one request every 0.2 s on a fresh connection to $PROBE_URL"
+		echo
+		echo "| status | probes | p50 | max |"
+		echo "|---:|---:|---:|---:|"
+		for code in $(awk '{print $2}' "$TMP/probe.txt" | sort -u); do
+			awk -v c="$code" '$2 == c {print $3}' "$TMP/probe.txt" | sort -n | awk -v c="$code" \
+				'{t[NR] = $1} END {printf "| %s | %d | %.1f ms | %.1f ms |\n", c, NR, 1000 * t[int((NR + 1) / 2)], 1000 * t[NR]}'
+		done
+		awk '$2 != 200 {last = $1; after = 0; next} last {after++}
+			END {if (last) printf "\nLast refusal at +%.1f s of the probe; all %d probes after it served.\n", last - start, after}' \
+			start="$(head -n1 "$TMP/probe.txt" | cut -d' ' -f1)" "$TMP/probe.txt"
+	} | tee -a "$OUT" >&2
+fi
 
 for name in mock nginx off on redis; do
 	# The mock's and Redis's logs only say they started, unless something failed.

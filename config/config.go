@@ -322,11 +322,17 @@ type Server struct {
 	// JSON bounds the shape of request bodies, checked in one linear pass
 	// before any other work; a body past a bound gets a 400 naming it.
 	JSON JSONLimits `yaml:"json"`
-	// MaxInFlight bounds the model API's requests in flight (streams until
-	// their last event); one more is refused at once with 503 and
-	// Retry-After rather than queued. 0 means 128 per CPU; -1 means no
+	// MaxInFlight bounds the model API's requests open at once, those
+	// waiting on a model and streams until their last event included; one
+	// more is refused at once with 503 and Retry-After rather than queued.
+	// They cost memory rather than CPU. 0 means 1024 per CPU; -1 means no
 	// bound.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxProcessing bounds the model API's requests being prepared at once:
+	// arrived, their first upstream attempt not yet started (parsing,
+	// classification, policy, quotas: the CPU-bound part). One more is
+	// refused as past MaxInFlight. 0 means 128 per CPU; -1 means no bound.
+	MaxProcessing int `yaml:"max_processing"`
 	// MaxConnections bounds the client connections served at once, idle
 	// keep-alive ones included; one more is answered 503 and closed. 0
 	// means no bound of Switchyard's own (fasthttp's 262144).

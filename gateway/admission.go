@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
@@ -18,21 +17,43 @@ import (
 //
 // Past its ceiling a gateway that queues without bound trades every
 // client's latency and its own memory for requests it will serve too late.
-// The model API therefore holds at most server.max_in_flight requests at
-// once (streams until their last event), and no more than
-// backlogPerRequest times as many quota settlements and ledger writes
-// waiting on their stores; one more is refused at once, before any other
-// work, with 503 and Retry-After in its ingress's error shape,
-// and counted in switchyard.requests.shed. Streams already started are never
-// cut by it.
+// Two bounds, on the model API only:
+//
+//   - server.max_processing: requests the gateway is working on: from
+//     arrival until their upstream call starts (parse, classify, policy,
+//     quotas), and a JSON answer from its arrival until it is sent and
+//     recorded. The CPU-bound part, where a queue forms when the CPUs
+//     cannot keep up.
+//   - server.max_in_flight: every request open, those waiting on a model
+//     and streams being relayed included: these cost memory, hardly CPU,
+//     and an LLM's answer takes seconds, so this bound is much higher.
+//
+// Past either, or with more than backlogPerRequest times max_processing
+// quota settlements and ledger writes waiting on their stores, a request
+// is refused at once, before any other work, with 503 and Retry-After in
+// its ingress's error shape, and counted in switchyard.requests.shed.
+// Streams already started are never cut by it.
 
-// localInFlight marks a request that holds a place in flight, released by
-// emit.
+// localInFlight marks a request that holds places (a place value),
+// released by emit.
 const localInFlight = "switchyard.in_flight"
 
-// perCPUInFlight is the default bound on requests in flight per CPU
+// place is the places a request holds: in flight and, while the gateway
+// works on it, processing.
+type place uint8
+
+const (
+	placeInFlight place = 1 << iota
+	placeProcessing
+	placeWaiting // gave its place processing back while it waits on its model
+)
+
+// perCPUProcessing and perCPUInFlight are the default bounds per CPU
 // (GOMAXPROCS).
-const perCPUInFlight = 128
+const (
+	perCPUProcessing = 64
+	perCPUInFlight   = 256
+)
 
 // maxConnections is the bound server.max_connections sets: fasthttp's
 // default (256 Ki) when it sets none. Idle keep-alive connections count
@@ -45,11 +66,11 @@ func maxConnections(configured int) int {
 	return fasthttp.DefaultConcurrency
 }
 
-// inFlight bounds the model API's requests in flight.
+// inFlight bounds the model API's requests in flight and processing.
 type inFlight struct {
-	n     atomic.Int64
-	limit int64 // <= 0: no bound
-	shed  atomic.Int64
+	n, processing          atomic.Int64
+	limit, processingLimit int64 // <= 0: no bound
+	shed                   atomic.Int64
 	// warned is when a shed was last logged (unix nanoseconds), and
 	// logged the shed count then: one warning per shedWarnEvery at most.
 	warned, logged atomic.Int64
@@ -58,14 +79,14 @@ type inFlight struct {
 // shedWarnEvery spaces the warnings about shed load.
 const shedWarnEvery = 10 * time.Second
 
-// maxInFlight is the bound server.max_in_flight sets: 0 for the default
-// (perCPUInFlight per CPU), -1 for none.
-func maxInFlight(configured int) int64 {
+// bound is the bound a server.max_* setting sets: 0 for the default
+// (perCPU per CPU), -1 (0 here) for none.
+func bound(configured, perCPU int) int64 {
 	switch {
 	case configured < 0:
 		return 0
 	case configured == 0:
-		return int64(perCPUInFlight * runtime.GOMAXPROCS(0))
+		return int64(perCPU * runtime.GOMAXPROCS(0))
 	}
 	return int64(configured)
 }
@@ -77,30 +98,73 @@ func isModelCall(c *fiber.Ctx) bool {
 	return c.Method() == fiber.MethodPost && strings.HasPrefix(p, "/v1/") && !strings.HasPrefix(p, "/v1/switchyard/")
 }
 
-// admitInFlight takes a place in flight for a model call, or refuses it.
+// admitInFlight takes a place in flight and one processing for a model
+// call, or refuses it.
 func (s *Server) admitInFlight(c *fiber.Ctx) error {
 	f := &s.inFlight
-	if f.limit <= 0 || !isModelCall(c) {
+	if !isModelCall(c) || f.limit <= 0 && f.processingLimit <= 0 {
 		return c.Next()
 	}
-	if f.n.Add(1) > f.limit || s.background.pending() > backlogPerRequest*f.limit {
-		f.n.Add(-1)
-		return s.shed(c)
+	var held place
+	if f.limit > 0 {
+		held |= placeInFlight
+		if f.n.Add(1) > f.limit {
+			return s.refuse(c, held)
+		}
 	}
-	c.Locals(localInFlight, true)
+	if f.processingLimit > 0 {
+		held |= placeProcessing
+		if f.processing.Add(1) > f.processingLimit || s.background.pending() > backlogPerRequest*f.processingLimit {
+			return s.refuse(c, held)
+		}
+	}
+	c.Locals(localInFlight, held)
 	return c.Next()
 }
 
-// releaseInFlight gives back r's place, once.
-func (s *Server) releaseInFlight(r *record) {
-	if r.inFlight {
-		r.inFlight = false
+// refuse gives back the places a refused request took and sheds it.
+func (s *Server) refuse(c *fiber.Ctx, held place) error {
+	s.release(held)
+	return s.shed(c)
+}
+
+// release gives back the places in held.
+func (s *Server) release(held place) {
+	if held&placeInFlight != 0 {
 		s.inFlight.n.Add(-1)
+	}
+	if held&placeProcessing != 0 {
+		s.inFlight.processing.Add(-1)
 	}
 }
 
+// waiting gives back r's place processing while it waits on its model:
+// its upstream call is starting.
+func (s *Server) waiting(r *record) {
+	if r.places&placeProcessing != 0 {
+		r.places = r.places&^placeProcessing | placeWaiting
+		s.inFlight.processing.Add(-1)
+	}
+}
+
+// answered takes r's place processing back, without refusal, for the work
+// on its JSON answer. A stream's relay does not: it mostly waits on its
+// model, bounded by max_in_flight only.
+func (s *Server) answered(r *record) {
+	if r.places&placeWaiting != 0 {
+		r.places = r.places&^placeWaiting | placeProcessing
+		s.inFlight.processing.Add(1)
+	}
+}
+
+// releaseInFlight gives back every place r holds, once.
+func (s *Server) releaseInFlight(r *record) {
+	s.release(r.places)
+	r.places = 0
+}
+
 // backlogPerRequest bounds the background work (quota settlements,
-// ledger writes) waiting on the stores, per place in flight: past it, a
+// ledger writes) waiting on the stores, per place processing: past it, a
 // store that falls behind slows admission down instead of piling work up.
 const backlogPerRequest = 8
 
@@ -114,11 +178,11 @@ func (s *Server) shed(c *fiber.Ctx) error {
 	s.tel.Metrics.Shed.Add(context.Background(), 1)
 	now := time.Now().UnixNano()
 	if last := f.warned.Load(); now-last >= int64(shedWarnEvery) && f.warned.CompareAndSwap(last, now) {
-		s.log.Warn("at capacity: refusing requests beyond server.max_in_flight", "max_in_flight", f.limit,
-			"refused", total-f.logged.Swap(total))
+		s.log.Warn("at capacity: refusing requests beyond server.max_in_flight or server.max_processing",
+			"max_in_flight", f.limit, "max_processing", f.processingLimit, "refused", total-f.logged.Swap(total))
 	}
 	e := &APIError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "gateway_overloaded",
-		Message: fmt.Sprintf("The gateway is at capacity (%d requests in flight); retry after 1 second.", f.limit)}
+		Message: "The gateway is at capacity; retry after 1 second."}
 	c.Set(fiber.HeaderRetryAfter, "1")
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	if strings.HasPrefix(c.Path(), messagesPrefix) {
@@ -134,9 +198,15 @@ func (s *Server) registerInFlight() error {
 	if err != nil {
 		return err
 	}
+	a, err := s.tel.Meter.Int64ObservableGauge("switchyard.requests.processing",
+		metric.WithDescription("Model API requests being prepared: arrived, their first upstream attempt not yet started."))
+	if err != nil {
+		return err
+	}
 	_, err = s.tel.Meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(g, s.inFlight.n.Load())
+		o.ObserveInt64(a, s.inFlight.processing.Load())
 		return nil
-	}, g)
+	}, g, a)
 	return err
 }

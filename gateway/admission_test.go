@@ -3,10 +3,13 @@ package gateway_test
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,4 +112,71 @@ func TestAdmissionControl(t *testing.T) {
 	resp = post("/chat/completions", `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
+}
+
+// server.max_processing bounds only the requests the gateway works on:
+// one held up before its upstream call (here by a quota store that does
+// not answer) takes the one place and the next is refused; once it is
+// waiting on its model it holds no place, and another is admitted beside
+// it.
+func TestProcessingBound(t *testing.T) {
+	// A "Redis" that accepts connections and says nothing until hold
+	// closes, then drops them: the quota step fails open.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	hold := make(chan struct{})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-hold; conn.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	arrived := make(chan struct{}, 2)
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		writeJSON(w, 200, chatCompletion("up", "done", 10, 5, 0))
+	})
+	cfg, _ := quotaConfig(t, "  store: redis\n  redis: {addrs: ["+ln.Addr().String()+"], timeout: 30s}\n", quotaLimit("fail_open"), up.URL+"/v1")
+	cfg.Server.MaxProcessing = 1
+	cfg.Server.MaxInFlight = 10
+	base, _ := startGateway(t, cfg)
+	root := strings.TrimSuffix(base, "/v1")
+	gauge := func(name string) string {
+		m, err := http.Get(root + "/metrics")
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(m.Body)
+		m.Body.Close()
+		return regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} (\d+)$`).FindStringSubmatch(string(raw))[1]
+	}
+
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	send := func(i int) {
+		wg.Go(func() {
+			code, err := chat(base, testKey)
+			assert.NoError(t, err)
+			codes[i] = code
+		})
+	}
+	send(0)
+	require.Eventually(t, func() bool { return gauge("switchyard_requests_processing") == "1" }, 10*time.Second, 5*time.Millisecond)
+	code, err := chat(base, testKey)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "the one place processing is taken")
+
+	close(hold)
+	<-arrived // the first waits on its model, holding no place processing
+	send(1)
+	<-arrived // so the second got in beside it
+	assert.Equal(t, "2", gauge("switchyard_requests_in_flight"))
+	assert.Equal(t, "0", gauge("switchyard_requests_processing"))
+	close(release)
+	wg.Wait()
+	assert.Equal(t, []int{200, 200}, codes)
 }

@@ -19,7 +19,7 @@ import (
 // record is what the access log says about one request. Prompt and
 // completion text never go in it.
 type record struct {
-	inFlight   bool // holds a place in flight (admission.go) until settled
+	places     place // held in flight and processing (admission.go) until settled
 	requestID  string
 	method     string
 	path       string
@@ -130,7 +130,7 @@ func (s *Server) emit(r *record) {
 func (s *Server) accessLog(c *fiber.Ctx) error {
 	r := &record{start: time.Now(), requestID: requestIDOf(c), method: strings.Clone(c.Method()), path: strings.Clone(c.Path())}
 	r.counted = s.requests.start()
-	r.inFlight, _ = c.Locals(localInFlight).(bool)
+	r.places, _ = c.Locals(localInFlight).(place)
 	s.startRequestSpan(c, r)
 	c.Locals(localLog, r)
 	defer func() {

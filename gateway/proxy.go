@@ -187,7 +187,9 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	ctx, cancel := s.upstreamContext(rec)
 	defer cancel(nil)
 	stop := watchClient(c.Context().Conn(), s.cfg.Server.StreamKeepalive, cancel)
+	s.waiting(rec)
 	res, err := s.router.Do(ctx, call.route, req)
+	s.answered(rec)
 	stop()
 	attempted(c, rec, res.Attempts)
 	if err != nil {

@@ -236,7 +236,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if err := s.registerLedgerMetrics(); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	s.inFlight.limit = maxInFlight(cfg.Server.MaxInFlight)
+	s.inFlight.limit = bound(cfg.Server.MaxInFlight, perCPUInFlight)
+	s.inFlight.processingLimit = bound(cfg.Server.MaxProcessing, perCPUProcessing)
 	if err := s.registerInFlight(); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}

@@ -56,6 +56,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	ctx, cancel := s.upstreamContext(rec)
 	conn := c.Context().Conn()
 	stop := watchClient(conn, s.cfg.Server.StreamKeepalive, cancel)
+	s.waiting(rec)
 	res, err := s.router.Stream(ctx, call.route, req)
 	stop()
 	attempted(c, rec, res.Attempts)

@@ -37,7 +37,7 @@ type Metrics struct {
 	// Fallbacks counts requests served after more than one attempt.
 	Fallbacks metric.Int64Counter
 	// Shed counts requests refused because the gateway was at capacity
-	// (server.max_in_flight).
+	// (server.max_in_flight, server.max_processing).
 	Shed metric.Int64Counter
 	// CostUSD is spend by tenant, team, model, provider and kind.
 	CostUSD metric.Float64Counter
@@ -74,7 +74,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	x.Redactions = counter("switchyard.redactions", "Entities masked before a request left, by label.", "{entity}")
 	x.QuotaRejections = counter("switchyard.quota.rejections", "Requests refused by a quota, by metric.", "{request}")
 	x.Fallbacks = counter("switchyard.fallbacks", "Requests served after more than one attempt.", "{request}")
-	x.Shed = counter("switchyard.requests.shed", "Requests refused at once because the gateway was at capacity (server.max_in_flight).", "{request}")
+	x.Shed = counter("switchyard.requests.shed", "Requests refused at once because the gateway was at capacity (server.max_in_flight, server.max_processing).", "{request}")
 	x.CostUSD, e = m.Float64Counter("switchyard.cost", metric.WithDescription("Spend in USD."), metric.WithUnit("USD"))
 	try(e)
 	x.SavingsUSD, e = m.Float64Counter("switchyard.savings", metric.WithDescription("Spend avoided against the reference proprietary model, in USD."), metric.WithUnit("USD"))
