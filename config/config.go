@@ -325,13 +325,14 @@ type Server struct {
 	// MaxInFlight bounds the model API's requests open at once, those
 	// waiting on a model and streams until their last event included; one
 	// more is refused at once with 503 and Retry-After rather than queued.
-	// They cost memory rather than CPU. 0 means 1024 per CPU; -1 means no
+	// They cost memory rather than CPU. 0 means 256 per CPU; -1 means no
 	// bound.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// MaxProcessing bounds the model API's requests being prepared at once:
-	// arrived, their first upstream attempt not yet started (parsing,
-	// classification, policy, quotas: the CPU-bound part). One more is
-	// refused as past MaxInFlight. 0 means 128 per CPU; -1 means no bound.
+	// MaxProcessing bounds the model API's requests the gateway works on at
+	// once: from arrival until their upstream call starts (parsing,
+	// classification, policy, quotas), and a JSON answer from its arrival
+	// until it is sent; not while waiting on a model (the CPU-bound part). One more is
+	// refused as past MaxInFlight. 0 means 64 per CPU; -1 means no bound.
 	MaxProcessing int `yaml:"max_processing"`
 	// MaxConnections bounds the client connections served at once, idle
 	// keep-alive ones included; one more is answered 503 and closed. 0

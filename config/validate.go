@@ -125,10 +125,10 @@ func (c *Config) Validate() error {
 		v.add("server.max_connections", "must be >= 0 (0 for no bound); got %d", s.MaxConnections)
 	}
 	if s.MaxInFlight < -1 {
-		v.add("server.max_in_flight", "must be >= 0 (0 for 1024 per CPU), or -1 for no bound; got %d", s.MaxInFlight)
+		v.add("server.max_in_flight", "must be >= 0 (0 for 256 per CPU), or -1 for no bound; got %d", s.MaxInFlight)
 	}
 	if s.MaxProcessing < -1 {
-		v.add("server.max_processing", "must be >= 0 (0 for 128 per CPU), or -1 for no bound; got %d", s.MaxProcessing)
+		v.add("server.max_processing", "must be >= 0 (0 for 64 per CPU), or -1 for no bound; got %d", s.MaxProcessing)
 	}
 	if s.JSON.MaxDepth < 0 || s.JSON.MaxDepth > 10_000 {
 		v.add("server.json.max_depth", "must be between 1 and 10000; got %d", s.JSON.MaxDepth)
