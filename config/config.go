@@ -182,6 +182,24 @@ type Redis struct {
 	// Timeout bounds dialling, reading and writing; a dead Redis costs a
 	// request at most this long. Default 100ms.
 	Timeout time.Duration `yaml:"timeout"`
+	// Cluster treats a single address as a seed of a Redis Cluster (a
+	// configuration endpoint); several addresses always mean a Cluster.
+	Cluster bool `yaml:"cluster"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (with MasterName), when they differ from the master's.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword Secret `yaml:"sentinel_password"`
+	// WaitReplicas, when > 0, makes every write (reservation, settlement,
+	// ledger entry) succeed only once this many replicas confirm it (WAIT
+	// after the write, on the same connection): Redis replicates
+	// asynchronously, so without it a primary that dies right after
+	// answering loses its last writes in the failover. A write the
+	// replicas do not confirm within WaitTimeout is a store error (the
+	// quota's on_store_error applies; a ledger entry is spooled and
+	// replayed; both are safe to run twice). Default 0: no waiting.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait. Default half of Timeout.
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
 }
 
 // QuotaLimit is one limit. Zero fields are unlimited.

@@ -166,6 +166,8 @@ func TestInvalid(t *testing.T) {
 		{"negative slots", "keys:", "local_engine:\n  models: [{name: a, path: x, slots: -1}]\nkeys:", "local_engine.models[0].slots: must be >= 0"},
 		{"max_in_flight below -1", "listen: 127.0.0.1:9999", "listen: 127.0.0.1:9999\n  max_in_flight: -2", "server.max_in_flight: must be >= 0 (0 for 256 per CPU), or -1 for no bound; got -2"},
 		{"max_processing below -1", "listen: 127.0.0.1:9999", "listen: 127.0.0.1:9999\n  max_processing: -5", "server.max_processing: must be >= 0 (0 for 64 per CPU), or -1 for no bound; got -5"},
+		{"cluster with sentinels", "keys:", "quotas:\n  store: redis\n  redis: {addrs: [a:1], master_name: m, cluster: true}\nkeys:", "quotas.redis.cluster: cannot be set with master_name (Sentinel)"},
+		{"wait_timeout past timeout", "keys:", "quotas:\n  store: redis\n  redis: {addrs: [a:1], timeout: 100ms, wait_replicas: 1, wait_timeout: 100ms}\nkeys:", "quotas.redis.wait_timeout: must be below quotas.redis.timeout (100ms), or the read times out before WAIT answers; got 100ms"},
 		{"gpu_layers below -1", "keys:", "local_engine:\n  models: [{name: a, path: x, gpu_layers: -2}]\nkeys:", "local_engine.models[0].gpu_layers: must be >= -1"},
 		{"unknown local_engine key", "keys:", "local_engine:\n  modles: []\nkeys:", "local_engine.modles: unknown field"},
 		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},

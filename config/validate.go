@@ -69,6 +69,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&q.DefaultMaxOutputTokens, 1024)
 	orDefault(&q.OnStoreError, "fail_open")
 	orDefault(&q.Redis.Timeout, 100*time.Millisecond)
+	orDefault(&q.Redis.WaitTimeout, q.Redis.Timeout/2)
 	for i := range q.Limits {
 		orDefault(&q.Limits[i].OnStoreError, q.OnStoreError)
 	}
@@ -445,6 +446,15 @@ func (c *Config) validateQuotas(v *validator) {
 		}
 	default:
 		v.add("quotas.store", "must be memory or redis; got %q", q.Store)
+	}
+	if q.Redis.WaitReplicas < 0 {
+		v.add("quotas.redis.wait_replicas", "must be >= 0; got %d", q.Redis.WaitReplicas)
+	}
+	if q.Redis.WaitReplicas > 0 && q.Redis.WaitTimeout >= q.Redis.Timeout {
+		v.add("quotas.redis.wait_timeout", "must be below quotas.redis.timeout (%s), or the read times out before WAIT answers; got %s", q.Redis.Timeout, q.Redis.WaitTimeout)
+	}
+	if q.Redis.Cluster && q.Redis.MasterName != "" {
+		v.add("quotas.redis.cluster", "cannot be set with master_name (Sentinel)")
 	}
 	if !slices.Contains(modes, q.OnStoreError) {
 		v.add("quotas.on_store_error", "must be one of %s; got %q", strings.Join(modes, ", "), q.OnStoreError)

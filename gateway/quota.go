@@ -84,8 +84,12 @@ func openSharedRedis(cfg *config.Config) (*sharedRedis, func() error) {
 	slow := cfg.Quotas.Redis
 	slow.Timeout = max(slow.Timeout, backgroundRedisTimeout)
 	bg := redisClient(slow)
-	return &sharedRedis{c: c, bg: bg, now: redisbatch.New(c), later: redisbatch.NewLingering(bg, writeLinger)},
-		func() error { return errors.Join(c.Close(), bg.Close()) }
+	shared := &sharedRedis{c: c, bg: bg, now: redisbatch.New(c), later: redisbatch.NewLingering(bg, writeLinger)}
+	if r := cfg.Quotas.Redis; r.WaitReplicas > 0 {
+		d := redisbatch.Durability{Replicas: r.WaitReplicas, Timeout: r.WaitTimeout}
+		shared.now, shared.later = redisbatch.NewDurable(c, 0, d), redisbatch.NewDurable(bg, writeLinger, d)
+	}
+	return shared, func() error { return errors.Join(c.Close(), bg.Close()) }
 }
 
 // redisClient connects to the configured Redis with short timeouts and no
@@ -95,6 +99,7 @@ func openSharedRedis(cfg *config.Config) (*sharedRedis, func() error) {
 func redisClient(r config.Redis) redis.UniversalClient {
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password.Value(), DB: r.DB,
+		IsClusterMode: r.Cluster, SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword.Value(),
 		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout, MaxRetries: -1, DialerRetries: 1,
 	})
 }

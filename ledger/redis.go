@@ -1,11 +1,13 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -293,6 +295,27 @@ func (r *Redis) AppendBatch(ctx context.Context, es []Entry) error {
 		}
 	}
 	if len(calls) == 0 {
+		return nil
+	}
+	if r.batch.Durable() {
+		// Each append must be confirmed by the replicas: through the
+		// batcher, which pipelines them per primary and WAITs.
+		errs := make([]error, len(calls))
+		var wg sync.WaitGroup
+		for i, c := range calls {
+			wg.Go(func() { errs[i] = r.batch.Run(ctx, appendScript, c.keys, c.args...).Err() })
+		}
+		wg.Wait()
+		failed, first := 0, error(nil)
+		for _, err := range errs {
+			if err != nil {
+				failed++
+				first = cmp.Or(first, err)
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("ledger: %d of %d appends to %s.. failed: %w", failed, len(calls), calls[0].keys[0], first)
+		}
 		return nil
 	}
 	run := func(eval func(p redis.Pipeliner, c call) *redis.Cmd) ([]*redis.Cmd, error) {
