@@ -140,6 +140,11 @@ type Ledger struct {
 	Store string `yaml:"store"`
 	// Retention is how long records are kept. Default 2160h (90 days).
 	Retention time.Duration `yaml:"retention"`
+	// Shards spreads each day of a redis ledger over this many streams
+	// (Redis Cluster slots), so that no one primary takes every append.
+	// Never lower it while retention keeps days written with more: their
+	// higher shards would not be read. Default 1.
+	Shards int `yaml:"shards"`
 	// SpoolLimit bounds the local spool (in data_dir) that keeps entries
 	// the shared store could not take until they are replayed into it.
 	// Default 256 MiB.

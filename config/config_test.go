@@ -168,6 +168,7 @@ func TestInvalid(t *testing.T) {
 		{"max_processing below -1", "listen: 127.0.0.1:9999", "listen: 127.0.0.1:9999\n  max_processing: -5", "server.max_processing: must be >= 0 (0 for 64 per CPU), or -1 for no bound; got -5"},
 		{"cluster with sentinels", "keys:", "quotas:\n  store: redis\n  redis: {addrs: [a:1], master_name: m, cluster: true}\nkeys:", "quotas.redis.cluster: cannot be set with master_name (Sentinel)"},
 		{"wait_timeout past timeout", "keys:", "quotas:\n  store: redis\n  redis: {addrs: [a:1], timeout: 100ms, wait_replicas: 1, wait_timeout: 100ms}\nkeys:", "quotas.redis.wait_timeout: must be below quotas.redis.timeout (100ms), or the read times out before WAIT answers; got 100ms"},
+		{"ledger shards", "keys:", "ledger: {shards: 300}\nkeys:", "ledger.shards: must be between 1 and 256; got 300"},
 		{"gpu_layers below -1", "keys:", "local_engine:\n  models: [{name: a, path: x, gpu_layers: -2}]\nkeys:", "local_engine.models[0].gpu_layers: must be >= -1"},
 		{"unknown local_engine key", "keys:", "local_engine:\n  modles: []\nkeys:", "local_engine.modles: unknown field"},
 		{"unset env var", "${OPENAI_API_KEY}", "${NOT_SET_ANYWHERE}", "backends[0].api_key: environment variable NOT_SET_ANYWHERE is not set"},

@@ -60,6 +60,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Telemetry.Metrics.Path, "/metrics")
 	orDefault(&c.Ledger.Store, "memory")
 	orDefault(&c.Ledger.Retention, 90*24*time.Hour)
+	orDefault(&c.Ledger.Shards, 1)
 	if len(c.Ledger.ReferenceModels) == 0 {
 		c.Ledger.ReferenceModels = map[string]string{"default": "gpt-4o-mini"}
 	}
@@ -335,6 +336,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		v.add("ledger.store", "must be memory or redis; got %q", c.Ledger.Store)
+	}
+	if c.Ledger.Shards < 1 || c.Ledger.Shards > 256 {
+		v.add("ledger.shards", "must be between 1 and 256; got %d", c.Ledger.Shards)
 	}
 	switch c.Responses.Store {
 	case "memory":

@@ -38,7 +38,7 @@ func scaleConfig(t *testing.T, redisYAML string, tenants []scaleTenant, upstream
 	t.Helper()
 	var y strings.Builder
 	y.WriteString("server: {listen: 127.0.0.1:0, shutdown_timeout: 5s}\nlog: {level: warn}\npolicy: {audit: none}\n")
-	y.WriteString("ledger: {store: redis}\nbackends:\n")
+	y.WriteString("ledger: {store: redis, shards: 4}\nbackends:\n")
 	for i, u := range upstreams {
 		kind := "selfhosted"
 		if i > 0 {

@@ -42,7 +42,7 @@ func openLedger(cfg *config.Config, log *slog.Logger, shared *sharedRedis) (ledg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	store := ledger.NewRedis(shared.bg, "sy", cfg.Ledger.Retention, ledger.WithBatcher(shared.later))
+	store := ledger.NewRedis(shared.bg, "sy", cfg.Ledger.Retention, ledger.WithBatcher(shared.later), ledger.WithShards(cfg.Ledger.Shards))
 	spool, err := ledger.OpenSpooled(store, filepath.Join(cfg.DataDir, LedgerSpoolDir),
 		ledger.SpoolOptions{Limit: int64(cfg.Ledger.SpoolLimit), Logger: log})
 	if err != nil {

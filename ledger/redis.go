@@ -46,10 +46,17 @@ import (
 // about 21 round trips on an empty ledger without retention.
 //
 // The hash tag puts a whole day in one cluster slot; every key of one call
-// is in one slot, so it works on Redis Cluster too. Redis 5 or later.
+// is in one slot, so it works on Redis Cluster too. One slot is one
+// primary, whose core then takes every append of the day: WithShards
+// spreads a day over n streams (and ID sets), <prefix>:ledger:{<day>} and
+// <prefix>:ledger:{<day>/1} … {<day>/n-1}, an entry going to the one its
+// ID hashes to (so its exactly-once check still sees every earlier try).
+// Range then reads every shard of a day, one after another: within a day,
+// entries come shard by shard. Redis 5 or later.
 type Redis struct {
 	c         redis.UniversalClient
 	prefix    string
+	shards    int
 	retention time.Duration
 	now       func() time.Time    // replaced by tests
 	batch     *redisbatch.Batcher // concurrent appends, pipelined together
@@ -57,6 +64,11 @@ type Redis struct {
 
 // RedisOption configures a Redis store.
 type RedisOption func(*Redis)
+
+// WithShards spreads each day over n streams (n <= 1: one). Range reads
+// only shards below n: lowering it hides the entries of the higher shards
+// until their days expire.
+func WithShards(n int) RedisOption { return func(r *Redis) { r.shards = max(n, 1) } }
 
 // WithBatcher sends appends through b, which may linger and may be shared
 // with other writes made off the request path (quota settlements). By
@@ -73,7 +85,7 @@ func NewRedis(c redis.UniversalClient, prefix string, retention time.Duration, o
 	if prefix == "" {
 		prefix = "sy"
 	}
-	r := &Redis{c: c, prefix: prefix, retention: retention, now: time.Now, batch: redisbatch.New(c)}
+	r := &Redis{c: c, prefix: prefix, shards: 1, retention: retention, now: time.Now, batch: redisbatch.New(c)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -87,15 +99,34 @@ const (
 	lenBatch = 1000
 )
 
-// Key is the stream holding the entries of t's UTC day.
-func (r *Redis) Key(t time.Time) string {
-	return r.prefix + ":ledger:{" + t.UTC().Format(time.DateOnly) + "}"
+// Key is the stream holding the entries of t's UTC day (its first shard).
+func (r *Redis) Key(t time.Time) string { return r.shardKey("ledger", t, 0) }
+
+// IDsKey is the set of the IDs of the entries of t's UTC day (its first
+// shard); its hash tag is Key's, so both are in one cluster slot.
+func (r *Redis) IDsKey(t time.Time) string { return r.shardKey("ledger-ids", t, 0) }
+
+// shardKey is kind's key for shard i of t's day.
+func (r *Redis) shardKey(kind string, t time.Time, i int) string {
+	day := t.UTC().Format(time.DateOnly)
+	if i == 0 {
+		return r.prefix + ":" + kind + ":{" + day + "}"
+	}
+	return r.prefix + ":" + kind + ":{" + day + "/" + strconv.Itoa(i) + "}"
 }
 
-// IDsKey is the set of the IDs of the entries of t's UTC day; its hash
-// tag is Key's, so both are in one cluster slot.
-func (r *Redis) IDsKey(t time.Time) string {
-	return r.prefix + ":ledger-ids:{" + t.UTC().Format(time.DateOnly) + "}"
+// shardOf is the shard of an entry: its ID's hash (FNV-1a), or shard 0
+// for an entry without one.
+func (r *Redis) shardOf(id string) int {
+	if r.shards <= 1 || id == "" {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % uint32(r.shards))
 }
 
 // The stream fields, in the order written.
@@ -252,7 +283,8 @@ func (r *Redis) prepare(e *Entry, now time.Time) ([]string, []any, error) {
 	args := make([]any, 0, 2+len(fields))
 	args = append(args, e.ID, ttl)
 	args = append(args, fields...)
-	return []string{r.Key(e.Time), r.IDsKey(e.Time)}, args, nil
+	shard := r.shardOf(e.ID)
+	return []string{r.shardKey("ledger", e.Time, shard), r.shardKey("ledger-ids", e.Time, shard)}, args, nil
 }
 
 // Append adds e (with its Time in UTC; the zero Time is now) to its day's
@@ -372,10 +404,12 @@ func (r *Redis) Range(ctx context.Context, from, to time.Time, f func(Entry) err
 	for d := dayStart(from); d.Before(to); {
 		keys, lens = keys[:0], lens[:0]
 		p := r.c.Pipeline()
-		for ; d.Before(to) && len(keys) < lenBatch; d = d.Add(day) {
-			k := r.Key(d)
-			keys = append(keys, k)
-			lens = append(lens, p.XLen(ctx, k))
+		for ; d.Before(to) && len(keys)+r.shards <= max(lenBatch, r.shards); d = d.Add(day) {
+			for i := range r.shards {
+				k := r.shardKey("ledger", d, i)
+				keys = append(keys, k)
+				lens = append(lens, p.XLen(ctx, k))
+			}
 		}
 		if _, err := p.Exec(ctx); err != nil {
 			return fmt.Errorf("ledger: XLEN %s..%s: %w", keys[0], keys[len(keys)-1], err)

@@ -134,3 +134,46 @@ func TestNextID(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// With shards a day's entries spread over several streams, each entry on
+// the one its ID picks; Range reads them all, a retried append is still
+// recorded once, and AppendBatch (the spool's replay) agrees.
+func TestRedisShards(t *testing.T) {
+	c := redisClient(t, redisAddr(t))
+	p := testPrefix(t, c)
+	s := NewRedis(c, p, 0, WithShards(4))
+	s.now = func() time.Time { return base.Add(72 * time.Hour) }
+	ctx := testCtx(t)
+	var es []Entry
+	for i := range 200 {
+		es = append(es, Entry{ID: "id-" + strconv.Itoa(i), Time: base.Add(time.Duration(i) * 15 * time.Minute), RequestID: strconv.Itoa(i), CostPicoUSD: int64(i)})
+	}
+	appendAll(t, s, es[:100]...)
+	require.NoError(t, s.AppendBatch(ctx, es[100:]))
+	appendAll(t, s, es[:10]...) // retried: recorded once
+	require.NoError(t, s.AppendBatch(ctx, es[150:160]))
+
+	used := 0
+	for i := range 4 {
+		n := c.XLen(ctx, s.shardKey("ledger", base, i)).Val()
+		if n > 0 {
+			used++
+		}
+		require.Equal(t, n, c.SCard(ctx, s.shardKey("ledger-ids", base, i)).Val(), "shard %d: one ID per entry", i)
+	}
+	require.Equal(t, 4, used, "the first day's 96 entries use every shard")
+	require.Equal(t, p+":ledger:{2026-03-01/3}", s.shardKey("ledger", base, 3))
+
+	seen := map[string]int{}
+	var sum int64
+	require.NoError(t, s.Range(ctx, base, base.Add(96*time.Hour), func(e Entry) error {
+		seen[e.ID]++
+		sum += e.CostPicoUSD
+		return nil
+	}))
+	require.Len(t, seen, 200)
+	for id, n := range seen {
+		require.Equal(t, 1, n, id)
+	}
+	require.EqualValues(t, 199*200/2, sum)
+}
