@@ -7,7 +7,9 @@
 //	switchyard policy test|check|explain
 //	                                    test, check and explain routing policies
 //	switchyard model generate OUT.gguf  write a test/demo model (random weights)
-//	switchyard version                  print the version
+//	switchyard healthcheck [-url URL]   exit 0 if the gateway's /healthz answers 200
+//	switchyard version [-json]          print the version, the module versions that
+//	                                    matter and the llama.cpp libraries'
 package main
 
 import (
@@ -47,12 +49,16 @@ const usage = `usage:
   switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
   switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
   switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model for details)
-  switchyard version                       print the version`
+  switchyard healthcheck [-url URL] [-timeout 2s]
+                                           exit 0 if /healthz answers 200, else 1 (for container HEALTHCHECKs)
+  switchyard version [-json] [-lib DIR]    print the version, Go, the module versions that matter and the llama.cpp libraries'`
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd, args = "help", args[1:]
+	} else if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		cmd, args = "version", args[1:]
 	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
@@ -112,9 +118,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return modelCmd(args, stdout, stderr)
 	case "policy":
 		return policyCmd(args, stdout, stderr)
-	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "switchyard", versionString())
-		return nil
+	case "version":
+		return versionCmd(args, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(args, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -210,6 +217,9 @@ func versionString() string {
 				return "dev-" + s.Value[:12]
 			}
 		}
+	}
+	if len(revision) >= 12 {
+		return "dev-" + revision[:12]
 	}
 	return "dev"
 }
