@@ -379,8 +379,11 @@ func TestRedisClusterFailover(t *testing.T) {
 }
 
 // The same through Sentinels (one primary, two replicas, three
-// Sentinels): SENTINEL FAILOVER by hand, then the new primary killed; the
-// other replica keeps WAIT 1 satisfied, and the dead one stays dead.
+// Sentinels): SENTINEL FAILOVER by hand, then the new primary killed and
+// restarted (Sentinel makes it a replica of the one it promoted). Every
+// write waits for both replicas (wait_replicas: 2): with one of two, a
+// write confirmed by one replica is lost when Sentinel promotes the other
+// or when the demoted primary took it after the promotion.
 func TestRedisSentinelFailover(t *testing.T) {
 	s := redistest.NewSentinels(t, 2, 3)
 	procs := append([]*redistest.Proc{s.Primary}, s.Replicas...)
@@ -405,7 +408,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 	checkFailover(t, failoverTopology{
 		name:     "sentinel",
-		store:    fmt.Sprintf("  redis: {addrs: [%s], master_name: %s, timeout: 500ms, wait_replicas: 1, wait_timeout: 250ms}\n", strings.Join(s.Addrs(), ", "), s.MasterName),
+		store:    fmt.Sprintf("  redis: {addrs: [%s], master_name: %s, timeout: 500ms, wait_replicas: 2, wait_timeout: 250ms}\n", strings.Join(s.Addrs(), ", "), s.MasterName),
 		onVictim: func(string) bool { return true },
 		byHand: func() {
 			old := current()
@@ -417,7 +420,13 @@ func TestRedisSentinelFailover(t *testing.T) {
 			t1 := time.Now()
 			old.Kill()
 			waitPromoted(old)
-			return time.Since(t1)
+			promoted := time.Since(t1)
+			old.Restart()
+			require.Eventually(t, func() bool {
+				info, err := current().Client().Info(context.Background(), "replication").Result()
+				return err == nil && strings.Count(info, "state=online") == 2
+			}, 30*time.Second, 20*time.Millisecond, "the restarted node never rejoined as a replica")
+			return promoted
 		},
 	})
 }
