@@ -182,6 +182,10 @@ func runAttack(ctx context.Context, t *target, spec attackSpec, pid int, measure
 
 	var rec *recorder
 	if measure {
+		// A step past the target's ceiling leaves up to `workers` idle
+		// connections per target: closed after it, so that later steps
+		// (and other targets) do not run out of file descriptors.
+		defer t.client.CloseIdleConnections()
 		rec = newRecorder(scheduled+spec.rate/10+64, spec.marker)
 		t.probe.rec.Store(rec)
 		defer t.probe.rec.Store(nil)
@@ -343,6 +347,13 @@ func (rec *recorder) firstByte(seq uint64) (time.Duration, bool) {
 type probeTransport struct {
 	base http.RoundTripper
 	rec  atomic.Pointer[recorder]
+}
+
+// CloseIdleConnections closes the base transport's idle connections.
+func (t *probeTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // RoundTrip implements http.RoundTripper.
