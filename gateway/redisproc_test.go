@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard/switchyard/internal/redistest"
 )
 
 // redisProc is a redis-server process of the test's own, on a loopback
@@ -57,13 +59,7 @@ const (
 // SWITCHYARD_REQUIRE_REDIS=1, which makes that a failure.
 func startRedisProc(t *testing.T, o redisProcOptions) *redisProc {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("SWITCHYARD_REQUIRE_REDIS") == "1" {
-			t.Fatal("SWITCHYARD_REQUIRE_REDIS=1 but redis-server is not installed")
-		}
-		t.Skip("redis-server is not installed")
-	}
+	bin := redistest.Binary(t)
 	major, err := redisMajorVersion(bin)
 	if err != nil {
 		t.Fatalf("redis-server --version: %v", err)

@@ -107,9 +107,9 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// binary finds redis-server, or skips (fails under
+// Binary finds redis-server, or skips the test (fails it under
 // SWITCHYARD_REQUIRE_REDIS=1).
-func binary(t testing.TB) string {
+func Binary(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -152,7 +152,7 @@ func freePort(t testing.TB) int {
 // rewrite).
 func spawn(t testing.TB, conf string, args ...string) *Proc {
 	t.Helper()
-	bin := binary(t)
+	bin := Binary(t)
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
 		dir := filepath.Join(t.TempDir(), strconv.Itoa(port))
@@ -234,7 +234,7 @@ func NewCluster(t testing.TB, primaries, replicasEach int) *Cluster {
 	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		binary(t) // skips or fails the same way
+		Binary(t) // skips or fails the same way
 		t.Fatal("redis-cli is not installed")
 	}
 	c := &Cluster{t: t, replicasEach: replicasEach}
