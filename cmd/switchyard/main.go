@@ -4,6 +4,7 @@
 //	switchyard config check [-config PATH]
 //	                                    validate and print the resolved config, secrets masked
 //	switchyard key hash [KEY]           print the SHA-256 that config stores for a virtual key
+//	switchyard key new [-admin]         make a key: print it once and its config entry
 //	switchyard policy test|check|explain
 //	                                    test, check and explain routing policies
 //	switchyard model generate OUT.gguf  write a test/demo model (random weights)
@@ -13,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -47,6 +47,7 @@ const usage = `usage:
   switchyard [serve] [-config PATH]        run the gateway (default config: config.yaml)
   switchyard config check [-config PATH]   validate and print the resolved config, secrets masked
   switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
+  switchyard key new [-admin]              make a random key: print it once and the config entry with its hash
   switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
   switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model for details)
   switchyard healthcheck [-url URL] [-timeout 2s]
@@ -96,24 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "key":
-		if len(args) == 0 || args[0] != "hash" {
-			return errors.New("unknown key command; did you mean 'switchyard key hash'?")
-		}
-		key := ""
-		if len(args) > 1 {
-			key = args[1]
-		} else {
-			line, err := bufio.NewReader(stdin).ReadString('\n')
-			if err != nil && !errors.Is(err, io.EOF) {
-				return err
-			}
-			key = strings.TrimSpace(line)
-		}
-		if key == "" {
-			return errors.New("no key given")
-		}
-		fmt.Fprintln(stdout, gateway.HashKey(key))
-		return nil
+		return keyCmd(args, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(args, stdout, stderr)
 	case "policy":

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/gateway"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
@@ -118,5 +121,38 @@ func TestDebugListener(t *testing.T) {
 	}
 	if _, _, err := serveDebug(addr, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a second listener on a taken address started")
+	}
+}
+
+// key hash -h is help, not a key; key new prints a fresh key once and a
+// config entry whose hash is that key's, which config accepts.
+func TestKeyCommands(t *testing.T) {
+	out, err := runCmd(t, "", "key", "hash", "-h")
+	require.NoError(t, err)
+	assert.Contains(t, out, "usage: switchyard key hash")
+	assert.NotRegexp(t, `(?m)^[0-9a-f]{64}$`, out)
+	out, err = runCmd(t, "", "key", "hash", "--", "-starts-with-a-dash")
+	require.NoError(t, err)
+	assert.Equal(t, gateway.HashKey("-starts-with-a-dash")+"\n", out)
+	_, err = runCmd(t, "", "key", "frob")
+	assert.ErrorContains(t, err, `unknown key command "frob"`)
+
+	for _, tc := range []struct {
+		args  []string
+		entry string
+	}{
+		{[]string{"key", "new"}, `keys:\n  - {id: my-key, sha256: (\w+), tenant: default}`},
+		{[]string{"key", "new", "-id", "team-a", "-tenant", "acme", "-team", "research"}, `keys:\n  - {id: team-a, sha256: (\w+), tenant: acme, team: research}`},
+		{[]string{"key", "new", "-admin"}, `admin:\n  keys:\n    - {id: admin, sha256: (\w+)}`},
+	} {
+		out, err := runCmd(t, "", tc.args...)
+		require.NoError(t, err)
+		key := regexp.MustCompile(`shown once; only its hash is stored\): (sk-sy-[A-Za-z0-9_-]{43})\n`).FindStringSubmatch(out)
+		require.NotNil(t, key, out)
+		m := regexp.MustCompile(tc.entry).FindStringSubmatch(out)
+		require.NotNil(t, m, out)
+		assert.Equal(t, gateway.HashKey(key[1]), m[1])
+		again, _ := runCmd(t, "", tc.args...)
+		assert.NotContains(t, again, key[1], "every key is new")
 	}
 }
