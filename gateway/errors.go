@@ -52,8 +52,37 @@ func modelNotFound(model string) *APIError {
 // ever appears in logs, since nobody is left to read it.
 const statusClientClosed = 499
 
-// toAPIError maps any error to the response it deserves.
+// toAPIError maps any error to the response it deserves. A request that
+// failed on several deployments is answered as its deciding error, with a
+// message that names each deployment tried and why it failed.
 func toAPIError(err error) *APIError {
+	e := toAPIErrorOnce(err)
+	var ex *router.ExhaustedError
+	if errors.As(err, &ex) {
+		c := *e
+		c.Message = strings.TrimSuffix(c.Message, ".") + ". " + triedMessage(ex.Attempts)
+		return &c
+	}
+	return e
+}
+
+// triedMessage names each deployment tried and why it failed: status and
+// code only (what the client may see of each upstream's answer).
+func triedMessage(attempts []router.Attempt) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Tried %d deployments:", len(attempts))
+	for i, a := range attempts {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		d := toAPIErrorOnce(a.Err)
+		fmt.Fprintf(&b, " %s (%s) failed with %d %s", a.Deployment.Backend, a.Deployment.Model, d.Status, d.Code)
+	}
+	b.WriteByte('.')
+	return b.String()
+}
+
+func toAPIErrorOnce(err error) *APIError {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae

@@ -262,3 +262,31 @@ func TestUnknownPath(t *testing.T) {
 	assert.Equal(t, 404, apiErr.StatusCode)
 	assert.Equal(t, "unknown_url", apiErr.Code)
 }
+
+// When every deployment fails, the error is the deciding one (here the
+// last: 500), and its message names each deployment tried and how it
+// failed, for JSON requests and streams.
+func TestErrorNamesEveryDeploymentTried(t *testing.T) {
+	overloaded := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 503, `{"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}`)
+	})
+	broken := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 500, `{"error":{"message":"boom","type":"server_error"}}`)
+	})
+	down := "http://127.0.0.1:1" // connection refused
+	cfg := gatewayConfig(t, "", route{name: "chat", upstream: "m", backends: []string{overloaded.URL + "/v1", down, broken.URL + "/v1"}})
+	base, _ := startGateway(t, cfg)
+	for _, stream := range []bool{false, true} {
+		var resp *http.Response
+		err := sdk(base).Post(context.Background(), "chat/completions", map[string]any{
+			"model": "chat", "stream": stream, "messages": []map[string]any{{"role": "user", "content": "hi"}},
+		}, nil, option.WithResponseInto(&resp))
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, 500, apiErr.StatusCode)
+		assert.Equal(t, "upstream_error", apiErr.Code)
+		assert.Equal(t, "3", resp.Header.Get("X-Switchyard-Attempts"))
+		assert.Regexp(t, `Tried 3 deployments: b0 \(m\) failed with 503 \w+; b1 \(m\) failed with 502 upstream_unavailable; b2 \(m\) failed with 500 upstream_error\.$`, apiErr.Message)
+		assert.NotContains(t, apiErr.Message, backendKey)
+	}
+}

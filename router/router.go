@@ -8,9 +8,11 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +135,28 @@ type StreamResult struct {
 // ErrNoDeployment is returned when a route has no deployment to try.
 var ErrNoDeployment = errors.New("no deployment available")
 
+// ExhaustedError is a request that failed on more than one deployment:
+// every attempt, and the error to answer with (Err, which it unwraps to:
+// the last, or a rate limit seen on the way).
+type ExhaustedError struct {
+	Attempts []Attempt
+	Err      error
+}
+
+func (e *ExhaustedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d deployments failed:", len(e.Attempts))
+	for i, a := range e.Attempts {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " %s: %v", a.Deployment.ID(), a.Err)
+	}
+	return b.String()
+}
+
+func (e *ExhaustedError) Unwrap() error { return e.Err }
+
 // Do runs a non-streaming request through the route's deployments.
 func (r *Router) Do(ctx context.Context, rt *Route, req *providers.Request) (*Result, error) {
 	var resp *providers.Response
@@ -206,7 +230,10 @@ func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, str
 	case last == nil:
 		return nil, attempts, ErrNoDeployment
 	case limited != nil && providers.IsRetryable(last) && ctx.Err() == nil:
-		return nil, attempts, limited
+		last = limited
+	}
+	if len(attempts) > 1 {
+		return nil, attempts, &ExhaustedError{Attempts: attempts, Err: last}
 	}
 	return nil, attempts, last
 }
