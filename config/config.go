@@ -408,6 +408,9 @@ type Backend struct {
 	// (anthropic), x-goog-api-key (gemini), api-key (azure). Write it as
 	// ${ENV_VAR}.
 	APIKey Secret `yaml:"api_key"`
+	// APIKeyEnv names the environment variables api_key was read from
+	// (${NAME} in the file), for messages about a missing key.
+	APIKeyEnv []string `yaml:"-"`
 	// APIVersion is Azure's api-version (required there) or Anthropic's
 	// anthropic-version header (default 2023-06-01).
 	APIVersion string `yaml:"api_version"`
@@ -588,6 +591,20 @@ type Key struct {
 
 // Secret is a string that never prints: fmt, logs and YAML show it masked.
 type Secret string
+
+// MissingCredentials says why b cannot authenticate to its upstream: a
+// proprietary API (Amazon Bedrock aside, which signs with AWS
+// credentials) with an empty api_key, naming the variables it was to come
+// from; "" when nothing is missing.
+func (b Backend) MissingCredentials() string {
+	if b.Kind != KindProprietary || b.Provider == ProviderBedrock || b.APIKey != "" {
+		return ""
+	}
+	if len(b.APIKeyEnv) == 0 {
+		return fmt.Sprintf("backend %q has no API key (api_key is empty)", b.Name)
+	}
+	return fmt.Sprintf("backend %q has no API key: set %s", b.Name, strings.Join(b.APIKeyEnv, " or "))
+}
 
 // Mask is what a non-empty secret prints as.
 const Mask = "********"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,7 +38,8 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		}
 		return nil, fmt.Errorf("parsing YAML: %w", err)
 	}
-	if err := expandNode(&doc, "", lookup); err != nil {
+	refs := map[string][]string{}
+	if err := expandNode(&doc, "", lookup, refs); err != nil {
 		return nil, err
 	}
 	root := &doc
@@ -51,6 +53,9 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err := root.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding config: %w", err)
 	}
+	for i := range cfg.Backends {
+		cfg.Backends[i].APIKeyEnv = refs[fmt.Sprintf("backends[%d].api_key", i)]
+	}
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -62,11 +67,14 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 // tree; path names the node in errors. An expanded scalar is re-resolved so
 // that, for example, "${PORT}" set to 8080 decodes as a number where the
 // field is a number.
-func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), refs map[string][]string) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
 			return nil
+		}
+		for _, m := range varRef.FindAllStringSubmatch(n.Value, -1) {
+			refs[path] = append(refs[path], m[1])
 		}
 		v, err := Expand(n.Value, lookup)
 		if err != nil {
@@ -82,25 +90,28 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) e
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := expandNode(n.Content[i+1], joinPath(path, n.Content[i].Value), lookup); err != nil {
+			if err := expandNode(n.Content[i+1], joinPath(path, n.Content[i].Value), lookup, refs); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+			if err := expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup, refs); err != nil {
 				return err
 			}
 		}
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := expandNode(c, path, lookup); err != nil {
+			if err := expandNode(c, path, lookup, refs); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// varRef finds the variables a scalar refers to.
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
 
 // Expand replaces ${VAR} with the variable's value (an error when it is
 // unset) and ${VAR:-default} with its value, or default when it is unset or

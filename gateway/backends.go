@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/localengine"
@@ -30,6 +32,9 @@ func buildRouter(cfg *config.Config, local *localengine.Pool) (*router.Router, e
 			return nil, fmt.Errorf("backend %q: %w", b.Name, err)
 		}
 		clients[b.Name] = retry.Wrap(p, retry.Policy{Attempts: b.Retry.Attempts, Base: b.Retry.Base, Max: b.Retry.Max})
+		if msg := b.MissingCredentials(); msg != "" {
+			clients[b.Name] = noCredentials(msg)
+		}
 	}
 	var routes []*router.Route
 	for _, m := range cfg.Models {
@@ -110,4 +115,25 @@ func localSpecs(le config.LocalEngine) []localengine.Spec {
 			GPULayers: m.GPULayers, Threads: m.Threads, ChatTemplate: m.ChatTemplate, Embeddings: m.Embeddings}
 	}
 	return specs
+}
+
+// noCredentials stands in for a backend whose API key is missing: every
+// call fails at once, naming the variable to set, instead of reaching the
+// upstream to be refused (or being reported unreachable). The route falls
+// back past it like past any failed deployment.
+type noCredentials string
+
+var _ providers.Provider = noCredentials("")
+
+func (n noCredentials) err() error {
+	return &providers.Error{Status: http.StatusBadGateway, Type: "api_error", Code: "upstream_credentials_missing",
+		Message: strings.ToUpper(string(n[:1])) + string(n[1:]) + ".", Retryable: true}
+}
+
+func (n noCredentials) Do(context.Context, *providers.Request) (*providers.Response, error) {
+	return nil, n.err()
+}
+
+func (n noCredentials) Stream(context.Context, *providers.Request) (providers.Stream, error) {
+	return nil, n.err()
 }

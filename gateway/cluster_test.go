@@ -44,7 +44,7 @@ func scaleConfig(t *testing.T, redisYAML string, tenants []scaleTenant, upstream
 		if i > 0 {
 			kind = "proprietary"
 		}
-		fmt.Fprintf(&y, "  - {name: b%d, kind: %s, base_url: %s, price: {input_per_mtok: 1, output_per_mtok: 1}, timeouts: {first_byte: 10s}}\n", i, kind, u)
+		fmt.Fprintf(&y, "  - {name: b%d, kind: %s, base_url: %s, api_key: %s, price: {input_per_mtok: 1, output_per_mtok: 1}, timeouts: {first_byte: 10s}}\n", i, kind, u, backendKey)
 	}
 	y.WriteString("models:\n  - name: m\n    deployments:\n")
 	for i := range upstreams {

@@ -18,6 +18,9 @@ type deploymentHealth struct {
 	ID      string `json:"id"`
 	Kind    string `json:"kind"`
 	Healthy bool   `json:"healthy"`
+	// Problem says why a deployment cannot serve, when it is known
+	// before trying (a missing API key).
+	Problem string `json:"problem,omitempty"`
 }
 
 // readyz is readiness: 503 while draining for shutdown, when no
@@ -42,10 +45,14 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 					h = false // not loaded: /readyz's local_engine says why
 				}
 			}
+			problem := s.backends[d.Backend].MissingCredentials()
+			if problem != "" {
+				h = false
+			}
 			if h {
 				healthy++
 			}
-			deps = append(deps, deploymentHealth{ID: d.ID(), Kind: d.Kind, Healthy: h})
+			deps = append(deps, deploymentHealth{ID: d.ID(), Kind: d.Kind, Healthy: h, Problem: problem})
 		}
 	}
 	status, code := "ready", fiber.StatusOK

@@ -473,7 +473,7 @@ func TestQuotaWhenRedisStops(t *testing.T) {
 			rd.Restart()
 			// The cloud deployment first: local_only must skip it.
 			cfg, _ := quotaConfig(t, redisStore(rd.Addr()), "    - {scope: key, usd_per_month: 1, on_store_error: "+tc.mode+"}\n", cloud.URL+"/v1", local.URL+"/v1")
-			cfg.Backends[0].Kind = config.KindProprietary
+			cfg.Backends[0].Kind, cfg.Backends[0].APIKey = config.KindProprietary, backendKey
 			base, _ := startGateway(t, cfg)
 			resp := post(t, base, chatBody)
 			resp.Body.Close()

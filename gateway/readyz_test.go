@@ -1,12 +1,18 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/tidwall/gjson"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,7 +129,7 @@ func TestReadyzQuotaStoreDown(t *testing.T) {
 
 	t.Run("local_only with only proprietary deployments refuses: 503", func(t *testing.T) {
 		cfg, _ := quotaConfig(t, store, quotaLimit("local_only"), up.URL+"/v1")
-		cfg.Backends[0].Kind = config.KindProprietary
+		cfg.Backends[0].Kind, cfg.Backends[0].APIKey = config.KindProprietary, backendKey
 		_, r := readyzWhenBreakerOpens(t, cfg, 503)
 		assert.Equal(t, 503, r.code)
 		assert.Equal(t, "quota store unavailable", r.Status)
@@ -164,4 +170,68 @@ func TestReadyzStaysUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "open", r.Quota.Breaker, "the failed probe reopened it")
 	assert.Equal(t, 503, r.code)
+}
+
+// A proprietary backend whose key variable is not set: /readyz says so for
+// its deployments, a request routed only there fails at once naming the
+// variable, and a route with another deployment falls back to it.
+func TestMissingProviderKey(t *testing.T) {
+	var cloudCalls atomic.Int32
+	cloud := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		cloudCalls.Add(1)
+		writeJSON(w, 200, chatCompletion("m", "cloud", 3, 2, 0))
+	})
+	local := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, chatCompletion("m", "local", 3, 2, 0))
+	})
+	y := fmt.Sprintf(`server: {listen: 127.0.0.1:0}
+log: {level: error}
+policy: {audit: none}
+backends:
+  - {name: cloud, kind: proprietary, base_url: %s/v1, api_key: "${MY_CLOUD_KEY:-}"}
+  - {name: mine, kind: selfhosted, base_url: %s/v1}
+models:
+  - name: only-cloud
+    deployments: [{backend: cloud, model: m}]
+  - name: either
+    deployments: [{backend: cloud, model: m}, {backend: mine, model: m}]
+keys:
+  - {id: test, sha256: %s, tenant: acme}
+`, cloud.URL, local.URL, gateway.HashKey(testKey))
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	assert.Equal(t, `backend "cloud" has no API key: set MY_CLOUD_KEY`, cfg.Backends[0].MissingCredentials())
+	assert.Empty(t, cfg.Backends[1].MissingCredentials(), "self-hosted servers need no key")
+	base, _ := startGateway(t, cfg)
+
+	var apiErr *openai.Error
+	_, err = sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "only-cloud", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 502, apiErr.StatusCode)
+	assert.Equal(t, "upstream_credentials_missing", apiErr.Code)
+	assert.Contains(t, apiErr.Message, "set MY_CLOUD_KEY")
+
+	out, err := sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "either", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "local", out.Choices[0].Message.Content)
+	assert.Zero(t, cloudCalls.Load(), "nothing was sent without a key")
+
+	resp, err := http.Get(strings.TrimSuffix(base, "/v1") + "/readyz")
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, d := range gjson.GetBytes(raw, "deployments").Array() {
+		switch d.Get("id").Str {
+		case "cloud/m":
+			assert.False(t, d.Get("healthy").Bool())
+			assert.Equal(t, `backend "cloud" has no API key: set MY_CLOUD_KEY`, d.Get("problem").Str)
+		case "mine/m":
+			assert.True(t, d.Get("healthy").Bool())
+			assert.False(t, d.Get("problem").Exists())
+		}
+	}
 }

@@ -87,9 +87,13 @@ func TestShippedConfigServesPinnedTenants(t *testing.T) {
 }
 
 func TestConfigCheckWarnsAboutUnservablePinnedTenants(t *testing.T) {
-	// The shipped config and bundle agree: no warning.
+	// The shipped config and bundle agree: no warning (with the
+	// providers' keys set).
 	for _, v := range []string{"SWITCHYARD_JURISDICTION", "SWITCHYARD_POLICY_BUNDLE"} {
 		t.Setenv(v, "")
+	}
+	for _, v := range []string{"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"} {
+		t.Setenv(v, "sk-test")
 	}
 	out, err := runCmd(t, "", "config", "check", "-config", "../../config.yaml")
 	require.NoError(t, err)

@@ -95,6 +95,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		for _, p := range pins {
 			fmt.Fprintf(stderr, "warning: %s\n", p)
 		}
+		for _, b := range cfg.Backends {
+			if msg := b.MissingCredentials(); msg != "" {
+				fmt.Fprintf(stderr, "warning: %s\n", msg)
+			}
+		}
 		return nil
 	case "key":
 		return keyCmd(args, stdin, stdout, stderr)
@@ -137,6 +142,11 @@ func serve(path string, stderr io.Writer) error {
 		return err
 	}
 	logJurisdictionWarnings(cfg, log)
+	for _, b := range cfg.Backends {
+		if msg := b.MissingCredentials(); msg != "" {
+			log.Warn(msg+"; its deployments fail until it is set", "backend", b.Name)
+		}
+	}
 
 	// Bind first, so "listening" is only logged when it is true.
 	ln, err := net.Listen("tcp", cfg.Server.Listen)

@@ -31,6 +31,11 @@ func TestConfigCheckMasksSecrets(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "is valid")
 	assert.Contains(t, out, "api_key: '********'")
+	// The providers whose keys are not set are named, with the variable.
+	assert.NotContains(t, out, `backend "openai" has no API key`)
+	if os.Getenv("ANTHROPIC_API_KEY") == "" {
+		assert.Contains(t, out, `warning: backend "anthropic" has no API key: set ANTHROPIC_API_KEY`)
+	}
 	assert.NotContains(t, out, "sk-live-very-secret")
 }
 
