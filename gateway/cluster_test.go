@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,24 @@ import (
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/redistest"
 )
+
+// figure logs one of the scale-out tests' figures and, when
+// $SWITCHYARD_ARTIFACTS is set (CI), appends it to scale-out.txt there, so
+// that CI prints them without running the tests twice.
+func figure(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	t.Log(line)
+	if dir := os.Getenv("SWITCHYARD_ARTIFACTS"); dir != "" {
+		f, err := os.OpenFile(filepath.Join(dir, "scale-out.txt"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Logf("artifacts: %v", err)
+			return
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
+	}
+}
 
 // scaleTenant is one tenant of the scale-out tests, with its own key and
 // a daily USD budget (0: none) and failure mode.
@@ -151,7 +171,7 @@ func TestRedisClusterExactAcrossReplicas(t *testing.T) {
 		names = append(names, name)
 	}
 	require.GreaterOrEqual(t, len(primaries), 2, "the tenants' counters span several primaries")
-	t.Logf("cluster: six tenants on %d of 3 primaries", len(primaries))
+	figure(t, "cluster: six tenants on %d of 3 primaries", len(primaries))
 	checkExactAcrossReplicas(t, "cluster", fmt.Sprintf("  redis: {addrs: [%s], timeout: 3s, wait_replicas: 1, wait_timeout: 2s}\n", strings.Join(cl.Addrs(), ", ")), names)
 }
 
@@ -235,7 +255,7 @@ func checkExactAcrossReplicas(t *testing.T, topology, store string, names []stri
 	}, 10*time.Second, 50*time.Millisecond)
 	got, _ := ledgerByTenant(t, bases[2])
 	for _, tn := range tenants {
-		t.Logf("%s: %s admitted %d of %d (budget fits %d); ledger %d entries, %d pUSD; clients were told %d pUSD",
+		figure(t, "%s: %s admitted %d of %d (budget fits %d); ledger %d entries, %d pUSD; clients were told %d pUSD",
 			topology, tn.name, admitted[tn.name], perTenant, perBudget, got[tn.name][0], got[tn.name][1], told[tn.name])
 	}
 }
@@ -510,7 +530,7 @@ func checkFailover(t *testing.T, topo failoverTopology) {
 				for _, r := range load.since(tn.name, time.Time{}) {
 					seen[fmt.Sprintf("%d %s %s", r.status, r.code, r.kind)]++
 				}
-				t.Logf("%s: %v", tn.name, seen)
+				figure(t, "%s: %v", tn.name, seen)
 			}
 			t.FailNow()
 		}
@@ -524,7 +544,7 @@ func checkFailover(t *testing.T, topo failoverTopology) {
 	windows := [][2]time.Time{{t0, time.Now().Add(2 * time.Second)}}
 	for _, tn := range tenants {
 		d, n := load.outage(tn.name, t0)
-		t.Logf("%s, failover by hand: %s: %d requests not served normally over %s", topo.name, tn.name, n, d.Round(time.Millisecond))
+		figure(t, "%s, failover by hand: %s: %d requests not served normally over %s", topo.name, tn.name, n, d.Round(time.Millisecond))
 	}
 
 	// 2. The primary dies.
@@ -535,7 +555,7 @@ func checkFailover(t *testing.T, topo failoverTopology) {
 	windows = append(windows, [2]time.Time{t1, time.Now().Add(2 * time.Second)})
 	for _, tn := range tenants {
 		d, n := load.outage(tn.name, t1)
-		t.Logf("%s, primary killed: %s: %d requests not served normally over %s (replica promoted after %s, store writable and replicated after %s)",
+		figure(t, "%s, primary killed: %s: %d requests not served normally over %s (replica promoted after %s, store writable and replicated after %s)",
 			topo.name, tn.name, n, d.Round(time.Millisecond), promoted.Round(time.Millisecond), recovered.Round(time.Millisecond))
 	}
 
@@ -585,7 +605,7 @@ func checkFailover(t *testing.T, topo failoverTopology) {
 			bound += int64(servedInWindows) * perRequest
 		}
 		assert.LessOrEqual(t, told, bound, "%s (%s) spent past its bound", tn.name, tn.mode)
-		t.Logf("%s: %s (%s): served %d, told %d pUSD against a budget of %d pUSD (bound %d pUSD); refused for the store %d",
+		figure(t, "%s: %s (%s): served %d, told %d pUSD against a budget of %d pUSD (bound %d pUSD); refused for the store %d",
 			topo.name, tn.name, tn.mode, servedN, told, budgetPico, bound, duringOutage)
 		// No ledger entry lost, none twice.
 		tenant := tn
