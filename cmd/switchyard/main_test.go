@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/policies"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
@@ -160,4 +162,45 @@ func TestKeyCommands(t *testing.T) {
 		again, _ := runCmd(t, "", tc.args...)
 		assert.NotContains(t, again, key[1], "every key is new")
 	}
+}
+
+// policy export writes the shipped bundle as files that pass their own
+// tests, and never overwrites a file already there.
+func TestPolicyExport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bundle")
+	out, err := runCmd(t, "", "policy", "export", dir)
+	require.NoError(t, err)
+	assert.Contains(t, out, "wrote the shipped bundle to "+dir)
+	var files int
+	require.NoError(t, fs.WalkDir(policies.Shipped(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		want, _ := fs.ReadFile(policies.Shipped(), p)
+		got, err := os.ReadFile(filepath.Join(dir, p))
+		require.NoError(t, err, p)
+		assert.Equal(t, string(want), string(got), p)
+		files++
+		return nil
+	}))
+	assert.Positive(t, files)
+	out, err = runCmd(t, "", "policy", "test", dir)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, " 0 failed")
+	_, err = runCmd(t, "", "policy", "export", dir)
+	assert.Error(t, err, "an existing bundle is not overwritten")
+
+	// A module of one's own adds an exclusion beside the shipped ones.
+	mine := `package switchyard
+
+exclusion contains {"id": c.id, "code": "LAB_LOCAL", "message": "the lab team stays local"} if {
+	input.subject.team == "lab"
+	some c in input.candidates
+	c.kind == "proprietary"
+}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lab.rego"), []byte(mine), 0o644))
+	out, err = runCmd(t, "", "policy", "check", dir)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "bundle is valid")
 }

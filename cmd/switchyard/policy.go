@@ -25,6 +25,9 @@ const policyUsage = `usage:
                                                   entities replace the input's, and the detectors that
                                                   fired are listed by label and path (never the value),
                                                   with the config's custom detectors and phone regions
+  switchyard policy export DIR                     write the bundle shipped in the binary to DIR (new or
+                                                  empty of its files), as a starting point for your own:
+                                                  edit it, add modules, then set policy.bundle: DIR
 DIR defaults to the bundle shipped in the binary.`
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
@@ -73,6 +76,15 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		case rep.Coverage < *threshold:
 			return fmt.Errorf("coverage %.1f%% is below the threshold %.1f%%", rep.Coverage, *threshold)
 		}
+		return nil
+	case "export":
+		if len(args) != 2 {
+			return errors.New("usage: switchyard policy export DIR")
+		}
+		if err := os.CopyFS(args[1], policies.Shipped()); err != nil {
+			return fmt.Errorf("exporting the shipped bundle: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote the shipped bundle to %s; check it with: switchyard policy test %[1]s\n", args[1])
 		return nil
 	case "check":
 		b, err := loadBundleArg(args[1:])
