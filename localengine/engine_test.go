@@ -262,6 +262,9 @@ func TestBadModelFiles(t *testing.T) {
 
 func TestEmbeddings(t *testing.T) {
 	m := loadTiny(t, Spec{Embeddings: true, Slots: 2})
+	// The window is one request's, not the unified pool of both slots.
+	gen := loadTiny(t, Spec{Slots: 2})
+	require.Equal(t, gen.Window(), m.Window())
 	a, n, err := m.Embed(context.Background(), "hello world")
 	require.NoError(t, err)
 	require.Len(t, a, int(m.nEmbd))

@@ -180,12 +180,18 @@ func (rt *Runtime) Load(spec Spec) (*Model, error) {
 		llama.ModelFree(lm)
 		return nil, fmt.Errorf("model %q: creating a context of %d tokens x %d slots failed (not enough memory?): %v", spec.Name, window, spec.Slots, err)
 	}
+	perRequest := int(llama.NCtxSeq(lctx))
+	if spec.Embeddings {
+		// One unified KV pool: NCtxSeq is the whole pool, every slot's;
+		// a request still gets one slot's window.
+		perRequest = window
+	}
 	m := &Model{
 		spec:      spec,
 		model:     lm,
 		lctx:      lctx,
 		vocab:     llama.ModelGetVocab(lm),
-		window:    int(llama.NCtxSeq(lctx)),
+		window:    perRequest,
 		nEmbd:     llama.ModelNEmbd(lm),
 		nVocab:    llama.VocabNTokens(llama.ModelGetVocab(lm)),
 		jobs:      make(chan *job, spec.Queue),

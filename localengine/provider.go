@@ -55,6 +55,16 @@ type call struct {
 	tools  *toolSet // chat: offered tools, nil when none are
 }
 
+// wrongEndpoint is a request for model on the endpoint it does not serve,
+// naming the one it does.
+func wrongEndpoint(model string, embeddings bool) error {
+	msg := fmt.Sprintf("local model %q is an embedding model: it serves only /v1/embeddings", model)
+	if !embeddings {
+		msg = fmt.Sprintf("local model %q generates text: it serves /v1/chat/completions, /v1/completions and /v1/responses, not /v1/embeddings (an embedding model has embeddings: true in local_engine.models)", model)
+	}
+	return &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unsupported_operation", Param: "model", Message: msg, Err: ErrWrongKind}
+}
+
 func (p *Provider) parse(req *providers.Request) (*call, error) {
 	m, err := p.pool.Model(req.Model)
 	if err != nil {
@@ -63,6 +73,9 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 	c := &call{op: req.Operation, model: m, name: req.Model, id: newID()}
 	switch req.Operation {
 	case providers.OpEmbeddings:
+		if !m.Embeddings() {
+			return nil, wrongEndpoint(req.Model, false)
+		}
 		var body embeddingsBody
 		if err := decodeBody(req.Body, &body); err != nil {
 			return nil, err
@@ -94,7 +107,7 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 		return nil, err
 	}
 	if m.Embeddings() {
-		return nil, engineError(ErrWrongKind, "model")
+		return nil, wrongEndpoint(req.Model, true)
 	}
 	if req.Operation == providers.OpChat {
 		ts, err := body.toolSet()

@@ -196,7 +196,7 @@ func TestProviderRefusesWhatItCannotDo(t *testing.T) {
 		{"huge max_tokens", "tiny", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`, providers.OpChat, 400, "context_length_exceeded", "messages", false},
 		{"completion too long", "tiny", `{"prompt":"` + strings.Repeat("word ", 400) + `"}`, providers.OpCompletion, 400, "context_length_exceeded", "prompt", false},
 		{"logprobs asked", "tiny", `{"prompt":"hi","logprobs":5}`, providers.OpCompletion, 400, "invalid_request", "logprobs", false},
-		{"token-array input", "tiny", `{"input":[[1,2,3]]}`, providers.OpEmbeddings, 400, "invalid_request", "input", false},
+		{"token-array input", "tiny-embed", `{"input":[[1,2,3]]}`, providers.OpEmbeddings, 400, "invalid_request", "input", false},
 		{"NUL in a message", "tiny", `{"messages":[{"role":"user","content":"a\u0000b"}]}`, providers.OpChat, 400, "invalid_request", "", false},
 		{"NUL in a prompt", "tiny", `{"prompt":"a\u0000b"}`, providers.OpCompletion, 400, "invalid_request", "", false},
 		{"model not loaded", "broken", `{"messages":[{"role":"user","content":"hi"}]}`, providers.OpChat, 503, "model_not_loaded", "", true},
@@ -211,6 +211,12 @@ func TestProviderRefusesWhatItCannotDo(t *testing.T) {
 			require.Equal(t, tc.param, pe.Param)
 			require.Equal(t, tc.retryable, pe.Retryable)
 			require.NotEmpty(t, pe.Message)
+			switch tc.name {
+			case "embeddings from a chat model":
+				require.Contains(t, pe.Message, `local model "tiny" generates text: it serves /v1/chat/completions`)
+			case "chat with an embedding model":
+				require.Contains(t, pe.Message, `local model "tiny-embed" is an embedding model: it serves only /v1/embeddings`)
+			}
 		})
 	}
 }
