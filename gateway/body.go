@@ -12,6 +12,27 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+// readLimit is how much of a body fasthttp reads: twice server.body_limit,
+// at least 1 MiB more. A body past it is refused before it is read and
+// its connection closed, and a client still writing it then sees a reset
+// instead of the 413; one between the two is read whole and refused by
+// bodyLimit, with the answer it deserves.
+func readLimit(limit int) int {
+	if limit <= 0 {
+		return limit // fasthttp's default
+	}
+	return limit + max(limit, 1<<20)
+}
+
+// bodyLimit refuses a body past server.body_limit: the 413 fasthttp
+// gives past readLimit, for every route.
+func (s *Server) bodyLimit(c *fiber.Ctx) error {
+	if limit := int(s.cfg.Server.BodyLimit); limit > 0 && len(c.Request().Body()) > limit {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
+}
+
 // requestBody is the request's body, decompressed when the client sent
 // it with Content-Encoding gzip or deflate. Decompression stops at the
 // body limit, so a small compressed body cannot expand without bound; the

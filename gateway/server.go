@@ -215,7 +215,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
-		BodyLimit:             int(cfg.Server.BodyLimit),
+		BodyLimit:             readLimit(int(cfg.Server.BodyLimit)),
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		ReadBufferSize:        8 << 10, // request line and headers
@@ -249,6 +249,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(recover.New())
+	app.Use(s.bodyLimit)
 	app.Use(s.requestID)
 	app.Use(s.admitInFlight)
 	app.Use(s.accessLog)
