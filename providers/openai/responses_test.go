@@ -165,13 +165,7 @@ func TestResponsesProbe(t *testing.T) {
 					io.WriteString(w, `{"detail":"Not Found"}`)
 					return
 				}
-				if r.Header.Get("Accept") == "text/event-stream" {
-					w.Header().Set("Content-Type", "text/event-stream")
-					io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
-					return
-				}
-				w.Header().Set("Content-Type", "application/json")
-				io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+				answerChat(w, r)
 			}))
 			t.Cleanup(srv.Close)
 			c := New(Options{BaseURL: srv.URL + "/v1", Responses: ResponsesProbe, Options: upstream.Options{Backend: "up"}})
@@ -228,13 +222,7 @@ func TestResponsesProbeCatchAll(t *testing.T) {
 		var paths []string
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			paths = append(paths, r.URL.Path)
-			if r.Header.Get("Accept") == "text/event-stream" {
-				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+			answerChat(w, r)
 		}))
 		t.Cleanup(srv.Close)
 		c := New(Options{BaseURL: srv.URL + "/v1", Responses: ResponsesProbe, Options: upstream.Options{Backend: "up"}})
@@ -269,4 +257,17 @@ func TestResponsesProbeCatchAll(t *testing.T) {
 	_, err = c.Do(context.Background(), responsesReq(false))
 	require.Error(t, err)
 	assert.True(t, c.SpeaksNative(providers.FormatOpenAIResponses))
+}
+
+// answerChat answers as a chat-completions server does, a stream when the
+// request accepts one: what a server without the Responses API sends back
+// whatever the path.
+func answerChat(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Accept") == "text/event-stream" {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
 }
