@@ -1,9 +1,6 @@
 package gateway_test
 
 import (
-	"context"
-	"encoding/csv"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -11,13 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -122,35 +114,10 @@ func chromiumOrSkip(t *testing.T) string {
 	return ""
 }
 
-func postAs(t *testing.T, base, key, model string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/chat/completions",
-		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"x"}]}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode, "%s", b)
-}
-
 type apiTotal struct {
 	Group    string `json:"group"`
 	Requests int64  `json:"requests"`
 	CostUSD  string `json:"cost_usd"`
-}
-
-func costTotals(t *testing.T, base, groupBy string) []apiTotal {
-	t.Helper()
-	resp, body := adminGet(t, base+"/switchyard/costs?group_by="+groupBy, adminKey)
-	require.Equal(t, 200, resp.StatusCode, "%s", body)
-	var v struct {
-		Totals []apiTotal `json:"totals"`
-	}
-	require.NoError(t, json.Unmarshal(body, &v))
-	return v.Totals
 }
 
 // pageProbe records, from before the page's own scripts run, any CSP
@@ -160,213 +127,20 @@ document.addEventListener('securitypolicyviolation', (e) => window.__probe.push(
 window.addEventListener('error', (e) => window.__probe.push('error: ' + e.message));
 window.addEventListener('unhandledrejection', (e) => window.__probe.push('rejection: ' + e.reason));`
 
-// The dashboard in a real browser: no data without a key, the totals of
-// the ledger with one, regrouping, and the CSV export.
-func TestDashboardBrowser(t *testing.T) {
-	chromium := chromiumOrSkip(t)
-
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Model string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		prompt := 1000
-		if body.Model == "coder" {
-			prompt = 3000
-		}
-		writeJSON(w, 200, chatCompletion(body.Model, "hi", prompt, 200, 100))
-	})
-	const adsKey = "sk-ads-key"
-	extra := "  - {id: ads, sha256: " + gateway.HashKey(adsKey) + ", tenant: acme, team: ads}\n" +
-		"admin:\n  keys:\n    - {id: ops, sha256: " + gateway.HashKey(adminKey) + "}\n"
-	base, _ := startGateway(t, gatewayConfig(t, extra,
-		route{name: "chat", upstream: "qwen", backends: []string{up.URL + "/v1"}},
-		route{name: "code", upstream: "coder", backends: []string{up.URL + "/v1"}}))
-	root := strings.TrimSuffix(base, "/v1")
-
-	// Two teams, two models: search uses chat three times and code once,
-	// ads uses code twice.
-	for _, r := range []struct{ key, model string }{
-		{testKey, "chat"}, {testKey, "chat"}, {testKey, "chat"}, {testKey, "code"}, {adsKey, "code"}, {adsKey, "code"},
-	} {
-		postAs(t, base, r.key, r.model)
-	}
-	var all []apiTotal
-	require.Eventually(t, func() bool {
-		all = costTotals(t, base, "")
-		return len(all) == 1 && all[0].Requests == 6
-	}, 5*time.Second, 20*time.Millisecond)
-	groups := func(ts []apiTotal) []string {
-		var g []string
-		for _, x := range ts {
-			g = append(g, x.Group)
-		}
-		return g
-	}
-	teams, models := groups(costTotals(t, base, "team")), groups(costTotals(t, base, "model"))
-	require.ElementsMatch(t, []string{"search", "ads"}, teams)
-	require.ElementsMatch(t, []string{"chat", "code"}, models)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var chromeOut syncBuffer
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.CombinedOutput(&chromeOut),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	defer func() {
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", chromeOut.String())
-		}
-	}()
-
-	run := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		require.NoError(t, chromedp.Do(bctx, steps...))
-	}
-	eval := func(expr string, v any) {
-		t.Helper()
-		r, err := chromedp.Run(bctx, chromedp.Evaluate[json.RawMessage](expr))
-		require.NoError(t, err, expr)
-		require.NoError(t, json.Unmarshal(r, v), expr)
-	}
-	waitFor := func(expr string) {
-		t.Helper()
-		_, err := chromedp.Run(bctx, chromedp.Poll[chromedp.Void](expr,
-			chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
-		require.NoError(t, err, "waiting for %s", expr)
-	}
-	rows := func() []string {
-		t.Helper()
-		var g []string
-		eval(`Array.from(document.querySelectorAll('#totals tbody tr')).map((r) => r.dataset.group)`, &g)
-		return g
-	}
-
-	// Without a key: the prompt and no data.
-	run(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageProbe})
-		return err
-	}), chromedp.Navigate(root+"/dashboard"), chromedp.WaitVisible(chromedp.ID("login-form")))
-	waitFor(`document.body.dataset.state === 'login'`)
-	var hidden bool
-	eval(`document.getElementById('app').hidden`, &hidden)
-	assert.True(t, hidden, "no dashboard without a key")
-	assert.Empty(t, rows())
-	var cost string
-	eval(`document.getElementById('card-cost').textContent`, &cost)
-	assert.Equal(t, "–", cost)
-
-	// A wrong key brings the prompt back with a message, and is not kept.
-	run(chromedp.SendKeys(chromedp.ID("key"), "sk-wrong"), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
-	waitFor(`document.body.dataset.state === 'login' && !document.getElementById('login-message').hidden`)
-	var msg string
-	eval(`document.getElementById('login-message').textContent`, &msg)
-	assert.Contains(t, msg, "admin key")
-	var stored bool
-	eval(`sessionStorage.getItem('switchyard.adminKey') !== null`, &stored)
-	assert.False(t, stored)
-	assert.Empty(t, rows())
-
-	// The admin key: the totals by team, a chart, the API's exact cost.
-	run(chromedp.SendKeys(chromedp.ID("key"), adminKey), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
-	waitFor(`document.body.dataset.state === 'ready' && document.body.dataset.rendered === 'team'`)
-	assert.ElementsMatch(t, teams, rows())
-	var canvases int
-	eval(`document.querySelectorAll('#chart canvas').length`, &canvases)
-	assert.Equal(t, 1, canvases, "the chart renders")
-	var exact string
-	eval(`document.getElementById('card-cost').dataset.exact`, &exact)
-	assert.Equal(t, all[0].CostUSD, exact, "the cost card is the API's total")
-	eval(`document.getElementById('card-cost').textContent`, &cost)
-	assert.Equal(t, "$"+all[0].CostUSD, cost)
-	var requests, local string
-	eval(`document.getElementById('card-requests').textContent`, &requests)
-	eval(`document.getElementById('card-local').textContent`, &local)
-	assert.Equal(t, "6", requests)
-	assert.Equal(t, "100%", local, "the test backends are self-hosted")
-
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	saveDashboardScreenshot(t, png)
-
-	// Group by model.
-	run(chromedp.Evaluate[chromedp.Void](
-		`(() => { const s = document.getElementById('group'); s.value = 'model'; s.dispatchEvent(new Event('change')); })()`))
-	waitFor(`document.body.dataset.state === 'ready' && document.body.dataset.rendered === 'model'`)
-	assert.ElementsMatch(t, models, rows())
-
-	// The CSV export downloads the ledger's entries.
-	dir := t.TempDir()
-	dctx, dcancel := context.WithTimeout(bctx, 20*time.Second)
-	defer dcancel()
-	progress := chromedp.Events(dctx, browser.DownloadProgress)
-	_, err = chromedp.Call(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir, EventsEnabled: new(true),
-	})
-	require.NoError(t, err)
-	run(chromedp.Click(chromedp.ID("csv")))
-	for ev, err := range progress {
-		require.NoError(t, err, "waiting for the CSV download")
-		if ev.State == browser.DownloadProgressStateCompleted {
-			break
-		}
-		require.NotEqual(t, browser.DownloadProgressStateCanceled, ev.State, "the download was canceled")
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "switchyard-costs-*.csv"))
-	require.NoError(t, err)
-	require.Len(t, files, 1, "one CSV file in %s", dir)
-	f, err := os.Open(files[0])
-	require.NoError(t, err)
-	defer f.Close()
-	records, err := csv.NewReader(f).ReadAll()
-	require.NoError(t, err)
-	assert.Len(t, records, 1+6, "a header and the six requests")
-
-	// The key survives a reload of the tab; signing out forgets it.
-	run(chromedp.Navigate(root + "/dashboard"))
-	waitFor(`document.body.dataset.state === 'ready' && document.body.dataset.rendered === 'team'`)
-	run(chromedp.Click(chromedp.ID("logout")))
-	waitFor(`document.body.dataset.state === 'login'`)
-	assert.Empty(t, rows())
-	eval(`sessionStorage.getItem('switchyard.adminKey') !== null`, &stored)
-	assert.False(t, stored)
-
-	var probe []string
-	eval(`window.__probe`, &probe)
-	assert.Empty(t, probe, "no CSP violation or script error")
-}
-
-var screenshotOnce sync.Once
-
-// saveDashboardScreenshot keeps the screenshot as a test artifact, in
+// saveScreenshot keeps a screenshot as a test artifact, in
 // $SWITCHYARD_ARTIFACTS or the test's temporary directory, and, with
-// SWITCHYARD_UPDATE_SCREENSHOT=1, as docs/dashboard.png for the README.
-func saveDashboardScreenshot(t *testing.T, png []byte) {
+// SWITCHYARD_UPDATE_SCREENSHOT=1, in docs/ for the documentation.
+func saveScreenshot(t *testing.T, name string, png []byte) {
 	t.Helper()
 	dir := os.Getenv("SWITCHYARD_ARTIFACTS")
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	p := filepath.Join(dir, "dashboard.png")
+	p := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(p, png, 0o644))
 	t.Logf("screenshot: %s (%d bytes)", p, len(png))
 	if os.Getenv("SWITCHYARD_UPDATE_SCREENSHOT") == "1" {
-		screenshotOnce.Do(func() {
-			require.NoError(t, os.WriteFile(filepath.Join("..", "docs", "dashboard.png"), png, 0o644))
-		})
+		require.NoError(t, os.WriteFile(filepath.Join("..", "docs", name), png, 0o644))
 	}
 }

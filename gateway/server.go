@@ -269,6 +269,7 @@ func (s *Server) routes() {
 	app.Get("/v1/switchyard/quota", s.adminAuth, s.quotaUsage)
 	app.Post("/v1/switchyard/quota/reset", s.adminAuth, s.quotaReset)
 	app.Get("/v1/switchyard/costs", s.adminAuth, s.costs)
+	app.Get("/v1/switchyard/costs/report", s.adminAuth, s.costsReport)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))

@@ -1,11 +1,9 @@
 package ledger
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -46,19 +44,7 @@ func Totals(ctx context.Context, s Store, from, to time.Time, by Group) ([]Total
 	sums := map[string]*Total{}
 	err := s.Range(ctx, from, to, func(e Entry) error {
 		g := by.of(&e)
-		t := sums[g]
-		if t == nil {
-			t = &Total{Group: g}
-			sums[g] = t
-		}
-		ok := add(&t.Requests, 1) &&
-			add(&t.PromptTokens, e.PromptTokens) &&
-			add(&t.CompletionTokens, e.CompletionTokens) &&
-			add(&t.CachedTokens, e.CachedTokens) &&
-			add(&t.CacheWriteTokens, e.CacheWriteTokens) &&
-			add(&t.CostPicoUSD, e.CostPicoUSD) &&
-			add(&t.SavingsPicoUSD, e.SavingsPicoUSD)
-		if !ok {
+		if !sum(sums, g).add(&e) {
 			return fmt.Errorf("%w: group %q", ErrOverflow, g)
 		}
 		return nil
@@ -66,18 +52,35 @@ func Totals(ctx context.Context, s Store, from, to time.Time, by Group) ([]Total
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Total, 0, len(sums))
-	for _, t := range sums {
-		t.CostUSD, t.SavingsUSD = FormatUSD(t.CostPicoUSD), FormatUSD(t.SavingsPicoUSD)
-		out = append(out, *t)
-	}
-	slices.SortFunc(out, func(a, b Total) int {
-		if c := cmp.Compare(b.CostPicoUSD, a.CostPicoUSD); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Group, b.Group)
-	})
-	return out, nil
+	return sorted(sums), nil
+}
+
+// add counts e in t, or reports false on overflow (t is then partly
+// updated and must not be used).
+func (t *Total) add(e *Entry) bool {
+	return add(&t.Requests, 1) &&
+		add(&t.PromptTokens, e.PromptTokens) &&
+		add(&t.CompletionTokens, e.CompletionTokens) &&
+		add(&t.CachedTokens, e.CachedTokens) &&
+		add(&t.CacheWriteTokens, e.CacheWriteTokens) &&
+		add(&t.CostPicoUSD, e.CostPicoUSD) &&
+		add(&t.SavingsPicoUSD, e.SavingsPicoUSD)
+}
+
+// merge adds o's sums to t, or reports false on overflow.
+func (t *Total) merge(o *Total) bool {
+	return add(&t.Requests, o.Requests) &&
+		add(&t.PromptTokens, o.PromptTokens) &&
+		add(&t.CompletionTokens, o.CompletionTokens) &&
+		add(&t.CachedTokens, o.CachedTokens) &&
+		add(&t.CacheWriteTokens, o.CacheWriteTokens) &&
+		add(&t.CostPicoUSD, o.CostPicoUSD) &&
+		add(&t.SavingsPicoUSD, o.SavingsPicoUSD)
+}
+
+// finish sets the decimal USD fields from the pico-USD sums.
+func (t *Total) finish() {
+	t.CostUSD, t.SavingsUSD = FormatUSD(t.CostPicoUSD), FormatUSD(t.SavingsPicoUSD)
 }
 
 // add adds n to *dst, or reports false (leaving *dst) on overflow.
