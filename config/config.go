@@ -230,9 +230,25 @@ type LocalEngine struct {
 	// libggml-cuda.so). Empty means $SWITCHYARD_LLAMA_LIB, else .llama/lib,
 	// where scripts/fetch-llama.sh puts them.
 	LibDir string `yaml:"lib_dir"`
+	// FetchLibraries lets `switchyard serve` install the pinned llama.cpp
+	// CPU libraries in LibDir before it starts, when LibDir has no
+	// libllama.so (or an earlier pinned build, by its .version file): it
+	// downloads the npm tarball of @node-llama-cpp/linux-x64 from
+	// registry.npmjs.org over HTTPS (10.6 MB), refuses it unless its size
+	// and SHA-512 integrity are the pinned ones, and unpacks only its .so
+	// files. A build of your own (libllama.so without .version) is left
+	// alone. linux/amd64 only; elsewhere, or when the download fails, a
+	// warning says why and what to do, and the gateway starts without
+	// the libraries. Default false: nothing is downloaded unless the
+	// config asks for it (the shipped config.yaml does).
+	FetchLibraries bool `yaml:"fetch_libraries"`
 	// Models are the GGUF models to load at start.
 	Models []LocalModel `yaml:"models"`
 }
+
+// GenerateShapes are the values of LocalModel.Generate: the shapes of
+// `switchyard model generate` that make sense to write at start.
+var GenerateShapes = []string{"tiny", "bench"}
 
 // LocalModel is one GGUF model served by the local engine.
 type LocalModel struct {
@@ -240,6 +256,14 @@ type LocalModel struct {
 	Name string `yaml:"name"`
 	// Path is the GGUF file.
 	Path string `yaml:"path"`
+	// Generate, when set, lets `switchyard serve` write a model of that
+	// shape to Path before it starts if there is no file there: tiny
+	// (140k parameters, 0.6 MB) or bench (125M parameters, about 500 MB
+	// of F32), with seeded random weights, as `switchyard model generate`
+	// does: its text is noise, its speed is that of a real model of its
+	// shape. For demos and tests. Default empty: a missing file is a model
+	// that does not load (/readyz says why).
+	Generate string `yaml:"generate"`
 	// Context is each request's context window in tokens (prompt plus
 	// completion). Default 2048; llama.cpp rounds it up to a multiple of
 	// 256 and caps it at the model's training context.

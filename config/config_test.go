@@ -163,6 +163,7 @@ func TestInvalid(t *testing.T) {
 		{"llamacpp provider on a remote kind", "kind: selfhosted", "kind: selfhosted\n    provider: llamacpp", "backends[1].provider: llamacpp is the embedded engine; its backends are kind local"},
 		{"local model without a path", "keys:", "local_engine:\n  models: [{name: tiny}]\nkeys:", "local_engine.models[0].path: is required"},
 		{"duplicate local model", "keys:", "local_engine:\n  models: [{name: a, path: x}, {name: a, path: y}]\nkeys:", `local_engine.models[1].name: duplicate local model "a"`},
+		{"unknown generate shape", "keys:", "local_engine:\n  models: [{name: a, path: x, generate: llama3-8b}]\nkeys:", `local_engine.models[0].generate: must be tiny or bench, or empty; got "llama3-8b"`},
 		{"negative slots", "keys:", "local_engine:\n  models: [{name: a, path: x, slots: -1}]\nkeys:", "local_engine.models[0].slots: must be >= 0"},
 		{"max_in_flight below -1", "listen: 127.0.0.1:9999", "listen: 127.0.0.1:9999\n  max_in_flight: -2", "server.max_in_flight: must be >= 0 (0 for 256 per CPU), or -1 for no bound; got -2"},
 		{"max_processing below -1", "listen: 127.0.0.1:9999", "listen: 127.0.0.1:9999\n  max_processing: -5", "server.max_processing: must be >= 0 (0 for 64 per CPU), or -1 for no bound; got -5"},
@@ -221,6 +222,13 @@ models:
 	require.NoError(t, err)
 	assert.Equal(t, ProviderLlamaCpp, cfg.Backends[0].Provider, "kind local defaults to the embedded engine")
 	assert.Equal(t, 8, cfg.LocalEngine.Models[0].Slots)
+	assert.False(t, cfg.LocalEngine.FetchLibraries, "nothing is downloaded unless the config says so")
+	assert.Empty(t, cfg.LocalEngine.Models[0].Generate)
+
+	cfg, err = Parse([]byte(strings.Replace(strings.Replace(doc, "slots: 8}", "slots: 8, generate: tiny}", 1), "  models:", "  fetch_libraries: true\n  models:", 1)), env(nil))
+	require.NoError(t, err)
+	assert.True(t, cfg.LocalEngine.FetchLibraries)
+	assert.Equal(t, "tiny", cfg.LocalEngine.Models[0].Generate)
 
 	_, err = Parse([]byte(strings.Replace(doc, "model: tiny}", "model: huge}", 1)), env(nil))
 	require.ErrorContains(t, err, `models[0].deployments[0].model: no local_engine model named "huge"`)

@@ -306,6 +306,9 @@ func (c *Config) Validate() error {
 		if m.Path == "" {
 			v.add(p+".path", "is required")
 		}
+		if m.Generate != "" && !slices.Contains(GenerateShapes, m.Generate) {
+			v.add(p+".generate", "must be %s, or empty; got %q", strings.Join(GenerateShapes, " or "), m.Generate)
+		}
 		for _, f := range []struct {
 			name string
 			n    int

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One step to serve a model from the embedded engine: fetches the pinned
-# llama.cpp libraries into .llama/lib and generates the demo model that
-# config.yaml names (.llama/models/demo.gguf). Then `go run ./cmd/switchyard`
-# serves it as model "demo".
+# Optional: `go run ./cmd/switchyard` does this itself on its first start,
+# because config.yaml sets local_engine.fetch_libraries and the demo
+# model's `generate: tiny`. This does it ahead of time (say, before going
+# offline): fetches the pinned llama.cpp libraries into .llama/lib and
+# generates the demo model that config.yaml names (.llama/models/demo.gguf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-llama.sh .llama/lib

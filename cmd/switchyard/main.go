@@ -8,6 +8,7 @@
 //	switchyard policy test|check|explain
 //	                                    test, check and explain routing policies
 //	switchyard model generate OUT.gguf  write a test/demo model (random weights)
+//	switchyard llama fetch [DIR]        install the pinned llama.cpp libraries
 //	switchyard healthcheck [-url URL]   exit 0 if the gateway's /healthz answers 200
 //	switchyard version [-json]          print the version, the module versions that
 //	                                    matter and the llama.cpp libraries'
@@ -50,6 +51,7 @@ const usage = `usage:
   switchyard key new [-admin]              make a random key: print it once and the config entry with its hash
   switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
   switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model for details)
+  switchyard llama fetch [DIR]             install the pinned llama.cpp libraries in DIR (default .llama/lib), from the npm registry
   switchyard healthcheck [-url URL] [-timeout 2s]
                                            exit 0 if /healthz answers 200, else 1 (for container HEALTHCHECKs)
   switchyard version [-json] [-lib DIR]    print the version, Go, the module versions that matter and the llama.cpp libraries'`
@@ -105,6 +107,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return keyCmd(args, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(args, stdout, stderr)
+	case "llama":
+		return llamaCmd(args, stdout)
 	case "policy":
 		return policyCmd(args, stdout, stderr)
 	case "version":
@@ -132,11 +136,27 @@ func configFlag(name string, args []string, stderr io.Writer) (string, error) {
 }
 
 func serve(path string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveUntil(ctx, stop, path, stderr, nil)
+}
+
+// serveUntil runs the gateway until ctx is done, then shuts down; stop,
+// called once ctx is done, restores the signals' default. listening, if
+// not nil, is told the address once the gateway listens.
+func serveUntil(ctx context.Context, stop func(), path string, stderr io.Writer, listening func(net.Addr)) error {
+	// The first signal starts the shutdown, even while the libraries are
+	// fetched or the models load; a second one kills.
+	context.AfterFunc(ctx, stop)
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	provisionLocal(ctx, cfg.LocalEngine, log)
+	if ctx.Err() != nil {
+		return nil // interrupted while fetching or generating
+	}
 	srv, err := gateway.New(cfg, gateway.Options{Logger: log, Version: versionString()})
 	if err != nil {
 		return err
@@ -154,8 +174,6 @@ func serve(path string, stderr io.Writer) error {
 		_ = srv.Shutdown(context.Background()) // unload what New loaded
 		return fmt.Errorf("listening on %s: %w", cfg.Server.Listen, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if addr := cfg.Server.DebugListen; addr != "" {
@@ -168,6 +186,9 @@ func serve(path string, stderr io.Writer) error {
 	}
 	log.Info("switchyard listening", "addr", cfg.Server.Listen, "version", versionString(),
 		"backends", len(cfg.Backends), "models", len(cfg.Models), "keys", len(cfg.Keys))
+	if listening != nil {
+		listening(ln.Addr())
+	}
 
 	select {
 	case err := <-errc:

@@ -21,6 +21,22 @@ const modelUsage = `usage:
       -quantize (q8_0, q4_k_m, ...) runs llama.cpp's quantizer and needs its
       libraries (-lib, else $SWITCHYARD_LLAMA_LIB, else .llama/lib).`
 
+// shapeNamed is the model shape called name (-shape; also
+// local_engine.models[].generate).
+func shapeNamed(name string) (gguf.Shape, error) {
+	switch name {
+	case "tiny":
+		return gguf.Tiny, nil
+	case "bench":
+		return gguf.Bench, nil
+	case "llama3-8b":
+		// Llama-3-8B's shape (8.03B parameters; a 32 GB F32 file before
+		// quantization), for GPU throughput against the bandwidth bound.
+		return gguf.Shape{Name: "switchyard-llama3-8b-shape", Embd: 4096, Layers: 32, Heads: 32, HeadsKV: 8, FF: 14336, Context: 8192, Vocab: 128256}, nil
+	}
+	return gguf.Shape{}, fmt.Errorf("unknown shape %q (tiny, bench or llama3-8b)", name)
+}
+
 func modelCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "generate" {
 		return errors.New(modelUsage)
@@ -38,18 +54,9 @@ func modelCmd(args []string, stdout, stderr io.Writer) error {
 		return errors.New(modelUsage)
 	}
 	out := fs.Arg(0)
-	var s gguf.Shape
-	switch *shape {
-	case "tiny":
-		s = gguf.Tiny
-	case "bench":
-		s = gguf.Bench
-	case "llama3-8b":
-		// Llama-3-8B's shape (8.03B parameters; a 32 GB F32 file before
-		// quantization), for GPU throughput against the bandwidth bound.
-		s = gguf.Shape{Name: "switchyard-llama3-8b-shape", Embd: 4096, Layers: 32, Heads: 32, HeadsKV: 8, FF: 14336, Context: 8192, Vocab: 128256}
-	default:
-		return fmt.Errorf("unknown shape %q (tiny, bench or llama3-8b)", *shape)
+	s, err := shapeNamed(*shape)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err

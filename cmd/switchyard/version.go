@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/localengine"
+	"github.com/switchyard/switchyard/localengine/llamalib"
 )
 
 // revision is the VCS revision, set at build time with
@@ -22,9 +23,10 @@ import (
 var revision = ""
 
 // llamaLibPin is the llama.cpp library build that the binding (yzma, at
-// bindingPin) expects, as scripts/fetch-llama.sh writes it to the library
-// directory's .version file: its PKG@VERSION. A test keeps the two equal.
-const llamaLibPin = "@node-llama-cpp/linux-x64@3.21.1"
+// bindingPin) expects, as `switchyard llama fetch` (and
+// scripts/fetch-llama.sh) writes it to the library directory's .version
+// file: its PKG@VERSION.
+const llamaLibPin = llamalib.Pin
 
 // bindingModule is the llama.cpp binding, pinned as a pair with the
 // libraries (docs/localengine.md); bindingPin is its version in go.mod.

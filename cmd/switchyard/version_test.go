@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/localengine/llamalib"
 )
 
 func fakeBuildInfo(settings ...debug.BuildSetting) *debug.BuildInfo {
@@ -207,15 +209,24 @@ func TestVersionCommand(t *testing.T) {
 	assert.Contains(t, out, "\n  lib dir: "+empty+"\n  found:   not found (run scripts/fetch-llama.sh)\n")
 }
 
-// The pin in the binary is what scripts/fetch-llama.sh fetches.
+// The pin in the binary is what scripts/fetch-llama.sh fetches: it runs
+// `switchyard llama fetch` where there is Go, and its npm fallback (for
+// the image's first stage) has the same package, version, integrity and
+// library names.
 func TestLlamaPinMatchesFetchScript(t *testing.T) {
 	b, err := os.ReadFile("../../scripts/fetch-llama.sh")
 	require.NoError(t, err)
 	pkg := regexp.MustCompile(`(?m)^PKG=(\S+)$`).FindSubmatch(b)
 	ver := regexp.MustCompile(`(?m)^VERSION=(\S+)$`).FindSubmatch(b)
+	integrity := regexp.MustCompile(`(?m)^INTEGRITY=(\S+)$`).FindSubmatch(b)
 	require.NotNil(t, pkg, "PKG= in fetch-llama.sh")
 	require.NotNil(t, ver, "VERSION= in fetch-llama.sh")
+	require.NotNil(t, integrity, "INTEGRITY= in fetch-llama.sh")
 	assert.Equal(t, llamaLibPin, string(pkg[1])+"@"+string(ver[1]))
+	assert.Equal(t, llamalib.Integrity, string(integrity[1]))
+	assert.Contains(t, string(b), "exec go run ./cmd/switchyard llama fetch \"$dir\"\n")
+	assert.Contains(t, string(b), "ln -sf "+llamalib.LlamaLib+` "$dir/libllama.so"`)
+	assert.Contains(t, string(b), "ln -sf "+llamalib.GGMLLib+` "$dir/libggml.so"`)
 }
 
 // The image and scripts/check-release.sh build with the same flags, so the
