@@ -4,29 +4,37 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
 
-// Grammars for tool_choice "required" and a named function: GBNF (llama.cpp's
-// grammar format) for one or more <tool_call> blocks, each naming a tool of
-// the request and holding arguments that follow its JSON schema, as far as
-// the schema converter below understands it:
+// Grammars in GBNF (llama.cpp's grammar format), for tool_choice
+// "required" and a named function (one or more <tool_call> blocks, each
+// naming a tool of the request and holding arguments that follow its JSON
+// schema) and for response_format (format.go), from JSON schemas as far as
+// the converter below understands them:
 //
 //   - type (a name or a list), nullable, enum, const, anyOf and oneOf;
+//     allOf of one schema (as pydantic writes a described $ref);
+//   - $ref to a place in the same schema ("#", "#/$defs/Name", any JSON
+//     pointer after "#"), recursion included;
 //   - strings with minLength and maxLength;
-//   - integers and numbers (at most 16 digits; minimum, maximum and
+//   - integers and numbers (at most 16 digits, and an exponent of at most
+//     two, so that every number fits a float64; minimum, maximum and
 //     multipleOf are not enforced);
-//   - arrays of items with minItems and maxItems;
+//   - arrays of items with minItems and maxItems (items false: empty);
 //   - objects: the declared properties, in the declared order, the required
-//     ones always and the others optionally; no other properties. Without
+//     ones always and the others optionally; a required name that is not
+//     declared, with any value, after them; no other properties. Without
 //     properties, an additionalProperties schema is followed; otherwise any
 //     object.
 //
-// Everything else ($ref, allOf, not, pattern, format, prefixItems, bounds
-// above maxBound) leaves that part of the value any JSON value of the type.
-// JSON whitespace is allowed between tokens but bounded, as in llama.cpp's
-// own converter, so a model cannot fill its answer with it.
+// Everything else ($ref to another document, allOf of several schemas,
+// not, pattern, format, prefixItems, bounds above maxBound) leaves that
+// part of the value any JSON value of the type. JSON whitespace is allowed
+// between tokens but bounded, as in llama.cpp's own converter, so a model
+// cannot fill its answer with it.
 
 // maxBound is the largest length or item bound written into a grammar
 // (llama.cpp expands a bounded repetition into that many rules).
@@ -40,7 +48,7 @@ json-object ::= "{" ws ( json-string ws ":" ws json-value ( ws "," ws json-strin
 json-array ::= "[" ws ( json-value ( ws "," ws json-value )* )? ws "]"
 json-string ::= "\"" json-char* "\""
 json-char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
-json-number ::= "-"? ([0] | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?
+json-number ::= "-"? ([0] | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})?
 json-integer ::= "-"? ([0] | [1-9] [0-9]{0,15})
 json-boolean ::= "true" | "false"
 json-null ::= "null"
@@ -52,6 +60,27 @@ ws ::= | " " | "\n" [ \t]{0,20}
 // newline; for a named function, calls of that function.
 func toolGrammar(ts *toolSet) string {
 	g := &grammar{}
+	call := g.callRule(ts)
+	var b strings.Builder
+	b.WriteString("root ::= " + callsExpr(ts) + "\n")
+	b.WriteString(call)
+	g.write(&b)
+	return b.String()
+}
+
+// callsExpr is the tool calls an answer may hold: one call when
+// parallel_tool_calls is false, else one or more.
+func callsExpr(ts *toolSet) string {
+	if ts.parallel {
+		return `call ( "\n" call )*`
+	}
+	return "call"
+}
+
+// callRule returns the definition of the rule "call": one <tool_call>
+// block calling a tool of ts (for a named function, that function) with
+// arguments that follow its schema; the arguments' rules go into g.
+func (g *grammar) callRule(ts *toolSet) string {
 	var alts []string
 	for i, t := range ts.tools {
 		if ts.choice == choiceFunction && t.Name != ts.forced {
@@ -62,33 +91,51 @@ func toolGrammar(ts *toolSet) string {
 		if t.Parameters == nil {
 			args = `"{" ws "}"` // no parameters: no arguments
 		} else {
+			g.document(t.Parameters)
+			if refCycle(t.Parameters) != nil {
+				g.document(nil) // its $refs are not followed: any value
+			}
 			args = g.schema(t.Parameters, prefix+"-args", 0)
 		}
 		alts = append(alts, g.add(prefix, gbnfLiteral(jsonString(t.Name)+`, "arguments": `)+" "+args))
 	}
-	var b strings.Builder
-	if ts.parallel {
-		b.WriteString(`root ::= call ( "\n" call )*` + "\n")
-	} else {
-		b.WriteString("root ::= call\n")
-	}
-	b.WriteString(`call ::= ` + gbnfLiteral(callOpen+"\n{\"name\": ") + " ( " + strings.Join(alts, " | ") + " ) " + gbnfLiteral("}\n"+callClose) + "\n")
+	return `call ::= ` + gbnfLiteral(callOpen+"\n{\"name\": ") + " ( " + strings.Join(alts, " | ") + " ) " + gbnfLiteral("}\n"+callClose) + "\n"
+}
+
+// write appends the collected rules and the generic JSON rules.
+func (g *grammar) write(b *strings.Builder) {
 	for _, r := range g.rules {
 		b.WriteString(r)
 		b.WriteString("\n")
 	}
 	b.WriteString(genericRules)
-	return b.String()
 }
 
 // grammar collects the rules a schema needs.
 type grammar struct {
 	rules []string
 	names map[string]bool
+	// doc is the schema document $refs point into; refs are the rules of
+	// the pointers followed in it so far.
+	doc  json.RawMessage
+	refs map[string]string
+}
+
+// document makes doc the schema that "#..." $refs point into.
+func (g *grammar) document(doc json.RawMessage) {
+	g.doc, g.refs = doc, nil
 }
 
 // add defines a rule and returns its name.
 func (g *grammar) add(name, body string) string {
+	name = g.reserve(name)
+	g.define(name, body)
+	return name
+}
+
+// reserve returns a rule name not used yet, name or name-N, and marks it
+// used; define gives it its body later.
+func (g *grammar) reserve(name string) string {
 	if g.names == nil {
 		g.names = map[string]bool{}
 	}
@@ -98,8 +145,77 @@ func (g *grammar) add(name, body string) string {
 		name = base + "-" + strconv.Itoa(n)
 	}
 	g.names[name] = true
-	g.rules = append(g.rules, name+" ::= "+body)
 	return name
+}
+
+func (g *grammar) define(name, body string) {
+	g.rules = append(g.rules, name+" ::= "+body)
+}
+
+// ref returns the rule for the values of the schema a "#..." $ref points
+// to in the document, defining it the first time (a recursive schema
+// refers to its rule by name); ok is false when ptr does not resolve.
+func (g *grammar) ref(ptr string, depth int) (rule string, ok bool) {
+	if r, ok := g.refs[ptr]; ok {
+		return r, true
+	}
+	target, ok := resolvePointer(g.doc, ptr)
+	if !ok {
+		return "", false
+	}
+	if g.refs == nil {
+		g.refs = map[string]string{}
+	}
+	rule = g.reserve("ref" + strconv.Itoa(len(g.refs)+1))
+	g.refs[ptr] = rule
+	g.define(rule, g.schema(target, rule+"-v", depth+1))
+	return rule, true
+}
+
+// resolvePointer finds the value a "#..." reference names in doc: "#" is
+// doc itself, "#/a/b" a JSON pointer (RFC 6901) in URI fragment form.
+func resolvePointer(doc json.RawMessage, ref string) (json.RawMessage, bool) {
+	frag, ok := strings.CutPrefix(ref, "#")
+	if !ok || doc == nil {
+		return nil, false
+	}
+	frag, err := url.PathUnescape(frag)
+	if err != nil {
+		return nil, false
+	}
+	cur := doc
+	if frag == "" {
+		return cur, true
+	}
+	if frag[0] != '/' {
+		return nil, false // an anchor ("#name"), not a pointer
+	}
+	for _, tok := range strings.Split(frag[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		trimmed := bytes.TrimSpace(cur)
+		switch {
+		case len(trimmed) > 0 && trimmed[0] == '{':
+			obj, err := decodeObject(trimmed)
+			if err != nil {
+				return nil, false
+			}
+			v, ok := obj.vals[tok]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case len(trimmed) > 0 && trimmed[0] == '[':
+			var list []json.RawMessage
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || json.Unmarshal(trimmed, &list) != nil || i >= len(list) || tok != strconv.Itoa(i) {
+				return nil, false
+			}
+			cur = list[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
 }
 
 // schema returns a grammar expression for values of a JSON schema.
@@ -107,6 +223,14 @@ func (g *grammar) schema(raw json.RawMessage, name string, depth int) string {
 	obj, err := decodeObject(raw)
 	if err != nil || depth > maxDepth {
 		return "json-value"
+	}
+	if r, ok := obj.vals["$ref"]; ok {
+		var ptr string
+		if json.Unmarshal(r, &ptr) == nil {
+			if rule, ok := g.ref(ptr, depth); ok {
+				return rule
+			}
+		}
 	}
 	if c, ok := obj.vals["const"]; ok {
 		return g.literalValue(c)
@@ -130,6 +254,9 @@ func (g *grammar) schema(raw json.RawMessage, name string, depth int) string {
 			}
 			return g.add(name, strings.Join(alts, " | "))
 		}
+	}
+	if one, ok := soleAllOf(obj); ok {
+		return g.schema(one, name, depth+1)
 	}
 	var types []string
 	if t, ok := obj.vals["type"]; ok {
@@ -188,8 +315,14 @@ func (g *grammar) typed(obj *jsonObject, typ, name string, depth int) string {
 
 func (g *grammar) array(obj *jsonObject, name string, depth int) string {
 	item := "json-value"
-	if raw, ok := obj.vals["items"]; ok && bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
-		item = g.schema(raw, name+"-item", depth+1)
+	if raw, ok := obj.vals["items"]; ok {
+		raw = bytes.TrimSpace(raw)
+		switch {
+		case bytes.HasPrefix(raw, []byte("{")):
+			item = g.schema(raw, name+"-item", depth+1)
+		case string(raw) == "false": // no items at all
+			return g.add(name+"-array", `"[" ws "]"`)
+		}
 	}
 	lo, hi, ok := bounds(obj, "minItems", "maxItems")
 	if !ok {
@@ -239,6 +372,11 @@ func (g *grammar) object(obj *jsonObject, name string, depth int) string {
 	if json.Unmarshal(obj.vals["required"], &req) == nil {
 		for _, r := range req {
 			required[r] = true
+			// Required but not declared: any value, after the declared.
+			if _, ok := props.vals[r]; !ok {
+				props.keys = append(props.keys, r)
+				props.vals[r] = json.RawMessage(`{}`)
+			}
 		}
 	}
 	kvs := make([]string, len(props.keys))
@@ -279,6 +417,22 @@ func (g *grammar) object(obj *jsonObject, name string, depth int) string {
 		return r
 	}
 	return g.add(name+"-object", strings.TrimSpace(`"{" ws `+seq(0, true))+` ws "}"`)
+}
+
+// soleAllOf returns the schema of an allOf of one schema beside no
+// keyword that constrains the type (pydantic writes a described $ref so);
+// allOf of several schemas is not followed.
+func soleAllOf(obj *jsonObject) (json.RawMessage, bool) {
+	var subs []json.RawMessage
+	if json.Unmarshal(obj.vals["allOf"], &subs) != nil || len(subs) != 1 {
+		return nil, false
+	}
+	for _, k := range []string{"type", "properties", "items", "additionalProperties"} {
+		if _, ok := obj.vals[k]; ok {
+			return nil, false
+		}
+	}
+	return subs[0], true
 }
 
 // literalValue matches one JSON value exactly, as compact JSON.

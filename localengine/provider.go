@@ -52,7 +52,8 @@ type call struct {
 	inputs []string  // embeddings
 	base64 bool      // embeddings encoding_format
 	id     string
-	tools  *toolSet // chat: offered tools, nil when none are
+	tools  *toolSet        // chat: offered tools, nil when none are
+	format *responseFormat // response_format json_object or json_schema; nil for text
 }
 
 // wrongEndpoint is a request for model on the endpoint it does not serve,
@@ -109,22 +110,33 @@ func (p *Provider) parse(req *providers.Request) (*call, error) {
 	if m.Embeddings() {
 		return nil, wrongEndpoint(req.Model, true)
 	}
-	if req.Operation == providers.OpChat {
-		ts, err := body.toolSet()
-		if err != nil {
-			return nil, err
+	if c.format, err = body.responseFormat(); err != nil {
+		return nil, err
+	}
+	if req.Operation == providers.OpCompletion {
+		if c.format != nil {
+			c.gen.Grammar = formatGrammar(c.format, nil)
 		}
-		if c.msgs, err = body.chatMessages(ts); err != nil {
-			return nil, err
-		}
-		if ts.active() {
-			c.tools = ts
-		}
-		if ts.constrained() {
-			c.gen.Grammar = toolGrammar(ts)
-		} else if ts.active() && p.autoGrammar != nil {
-			c.gen.Grammar = p.autoGrammar(ts)
-		}
+		return c, nil
+	}
+	ts, err := body.toolSet()
+	if err != nil {
+		return nil, err
+	}
+	if c.msgs, err = body.chatMessages(ts); err != nil {
+		return nil, err
+	}
+	if ts.active() {
+		c.tools = ts
+	}
+	switch {
+	case ts.constrained():
+		// Only tool calls: response_format has no content to shape.
+		c.gen.Grammar = toolGrammar(ts)
+	case c.format != nil:
+		c.gen.Grammar = formatGrammar(c.format, ts)
+	case ts.active() && p.autoGrammar != nil:
+		c.gen.Grammar = p.autoGrammar(ts)
 	}
 	return c, nil
 }
@@ -139,6 +151,16 @@ func (c *call) start(ctx context.Context) (*Generation, error) {
 		g, err = c.model.Generate(ctx, c.gen)
 	}
 	if err != nil {
+		if errors.Is(err, ErrGrammar) && c.format != nil && !c.tools.constrained() {
+			// The converter's grammar of a checked schema; llama.cpp
+			// refusing it is the schema's doing.
+			param := paramFormat
+			if c.format.schema != nil {
+				param = paramSchema
+			}
+			return nil, &providers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Param: param,
+				Message: "the local engine cannot follow this response_format: llama.cpp rejected the grammar made from it", Err: err}
+		}
 		return nil, engineError(err, c.param())
 	}
 	return g, nil

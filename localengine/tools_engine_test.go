@@ -410,6 +410,8 @@ func TestToolGrammarsParse(t *testing.T) {
 		`{"type":"object","properties":{"deep":{"type":"object","properties":{"deeper":{"type":"object","properties":{"n":{"oneOf":[{"type":"integer"},{"type":"string","enum":["<tool_call>","a\tb"]}]}},"required":["n"]}}}}}`,
 		`{}`,
 		`{"type":"wizard"}`,
+		`{"$defs":{"n":{"type":"object","properties":{"v":{"type":"integer"},"next":{"$ref":"#/$defs/n"}}}},"$ref":"#/$defs/n"}`,
+		`{"type":"object","properties":{"a":{"anyOf":[{"$ref":"#/properties/a"},{"type":"string"}]}}}`, // left-recursive: $refs not followed
 	} {
 		b := parseBody(t, `{"tool_choice":"required","tools":[{"type":"function","function":{"name":"f","parameters":`+params+`}},{"type":"function","function":{"name":"g"}}]}`)
 		ts, err := b.toolSet()

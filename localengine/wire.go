@@ -33,6 +33,7 @@ type genBody struct {
 	Functions           json.RawMessage   `json:"functions"`     // deprecated; refused
 	FunctionCall        json.RawMessage   `json:"function_call"` // deprecated; refused
 	Logprobs            json.RawMessage   `json:"logprobs"`      // a bool for chat, an integer for completions
+	ResponseFormat      json.RawMessage   `json:"response_format"`
 }
 
 type wireMessage struct {
