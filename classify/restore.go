@@ -6,7 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/internal/jsonesc"
 )
 
 // Restorer puts original values back where their placeholders come back
@@ -105,7 +106,7 @@ func (r *Restorer) appendRestored(dst []byte, s string, from int, esc bool) []by
 		}
 		dst = append(dst, s[last:i]...)
 		if esc {
-			dst = appendEscaped(dst, v)
+			dst = jsonesc.Append(dst, v)
 		} else {
 			dst = append(dst, v...)
 		}
@@ -306,60 +307,10 @@ func (r *Restorer) restoreToken(tok []byte, args bool) ([]byte, bool) {
 	return appendJSONString(make([]byte, 0, len(t)+16), t), true
 }
 
-const restoreHex = "0123456789abcdef"
-
 // appendJSONString appends s as a JSON string, quotes included.
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	return append(appendEscaped(dst, s), '"')
-}
-
-// appendEscaped appends s escaped for the inside of a JSON string, as
-// encoding/json does without HTML escaping: invalid UTF-8 becomes U+FFFD.
-func appendEscaped(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', restoreHex[c>>4], restoreHex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		rn, size := utf8.DecodeRuneInString(s[i:])
-		if rn == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if rn == '\u2028' || rn == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', restoreHex[rn&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
+	return append(jsonesc.Append(dst, s), '"')
 }
 
 // holdFrom is where the tail of s that could still grow into a known

@@ -79,6 +79,9 @@ type Config struct {
 	// Responses configures the Responses API's stored responses
 	// (store: true), which previous_response_id continues.
 	Responses Responses `yaml:"responses"`
+	// Cache configures the response cache, exact and semantic, opted into
+	// per route (models[].cache) or per team (cache.teams).
+	Cache Cache `yaml:"cache"`
 	// DataDir is where the gateway keeps local state that must survive a
 	// restart: the ledger's spool of entries not yet in the shared store.
 	// Default "data" (relative to the working directory); created when
@@ -100,6 +103,46 @@ type Responses struct {
 	// used responses go first. Defaults 10000 and 256 MiB.
 	MaxEntries int      `yaml:"max_entries"`
 	MaxBytes   ByteSize `yaml:"max_bytes"`
+}
+
+// Cache configures the response cache. It serves only the routes and
+// teams that opt in; everything else is answered "bypass".
+type Cache struct {
+	// Store is memory (the default: this replica's, a bounded LRU) or
+	// redis (quotas.redis's server, shared by replicas). Entries whose
+	// request held sensitive data stay in memory unless their tenant is
+	// in ShareSensitive.
+	Store string `yaml:"store"`
+	// TTL is how long an answer is served. Default 1h.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxEntries bounds the memory store (least recently used first) and
+	// the semantic index. Default 10000.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxEntryBytes is the largest answer cached. Default 1 MiB.
+	MaxEntryBytes ByteSize `yaml:"max_entry_bytes"`
+	// Teams opts teams in, for every route they use: team name to exact
+	// or semantic. A route's own models[].cache wins.
+	Teams map[string]string `yaml:"teams"`
+	// ShareSensitive lists tenants whose entries holding sensitive data
+	// may go to the shared (redis) store.
+	ShareSensitive []string `yaml:"share_sensitive"`
+	// Semantic configures semantic lookups.
+	Semantic SemanticCache `yaml:"semantic"`
+}
+
+// SemanticCache configures how near-repeated questions are found.
+type SemanticCache struct {
+	// EmbeddingModel is the public model (an embeddings route) that
+	// embeds the lookup text. Only its local and self-hosted deployments
+	// are used: a lookup never sends text to a proprietary API. Default:
+	// the first route served by a local-engine embedding model.
+	EmbeddingModel string `yaml:"embedding_model"`
+	// Threshold is the cosine similarity at or above which a stored
+	// answer is served for a new question. Default 0.95.
+	Threshold float64 `yaml:"threshold"`
+	// Timeout bounds the embedding of one lookup; past it the request
+	// is a miss. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Telemetry configures OpenTelemetry.
@@ -586,6 +629,10 @@ type Model struct {
 	// Deployments are tried in order; the next is used when one fails
 	// before the first byte reached the client.
 	Deployments []Deployment `yaml:"deployments"`
+	// Cache opts the route into the response cache: exact, semantic
+	// (exact first, then near-repeated questions) or off (even for teams
+	// in cache.teams). Default: cache.teams decides.
+	Cache string `yaml:"cache"`
 }
 
 // Deployment is one backend serving a model.

@@ -44,6 +44,12 @@ func (c *Config) applyDefaults() {
 	orDefault(&s.JSON.MaxArrayItems, DefaultJSONMaxArrayItems)
 	orDefault(&c.DataDir, "data")
 	orDefault(&c.Ledger.SpoolLimit, DefaultSpoolLimit)
+	orDefault(&c.Cache.Store, "memory")
+	orDefault(&c.Cache.TTL, time.Hour)
+	orDefault(&c.Cache.MaxEntries, 10_000)
+	orDefault(&c.Cache.MaxEntryBytes, 1<<20)
+	orDefault(&c.Cache.Semantic.Threshold, 0.95)
+	orDefault(&c.Cache.Semantic.Timeout, 2*time.Second)
 	orDefault(&c.Responses.Store, "memory")
 	orDefault(&c.Responses.TTL, 30*24*time.Hour)
 	orDefault(&c.Responses.MaxEntries, 10_000)
@@ -331,27 +337,11 @@ func (c *Config) Validate() error {
 	if p := c.Telemetry.Metrics.Path; p != "off" && !strings.HasPrefix(p, "/") {
 		v.add("telemetry.metrics.path", "must start with / (or be off); got %q", p)
 	}
-	switch c.Ledger.Store {
-	case "memory":
-	case "redis":
-		if len(c.Quotas.Redis.Addrs) == 0 {
-			v.add("ledger.store", "redis needs quotas.redis.addrs")
-		}
-	default:
-		v.add("ledger.store", "must be memory or redis; got %q", c.Ledger.Store)
-	}
+	v.sharedStore("ledger.store", c.Ledger.Store, c.Quotas.Redis)
 	if c.Ledger.Shards < 1 || c.Ledger.Shards > 256 {
 		v.add("ledger.shards", "must be between 1 and 256; got %d", c.Ledger.Shards)
 	}
-	switch c.Responses.Store {
-	case "memory":
-	case "redis":
-		if len(c.Quotas.Redis.Addrs) == 0 {
-			v.add("responses.store", "redis needs quotas.redis.addrs")
-		}
-	default:
-		v.add("responses.store", "must be memory or redis; got %q", c.Responses.Store)
-	}
+	v.sharedStore("responses.store", c.Responses.Store, c.Quotas.Redis)
 	if c.Responses.TTL < 0 {
 		v.add("responses.ttl", "must be positive")
 	}
@@ -360,6 +350,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Responses.MaxBytes < 0 {
 		v.add("responses.max_bytes", "must be positive")
+	}
+	v.sharedStore("cache.store", c.Cache.Store, c.Quotas.Redis)
+	if c.Cache.TTL < 0 {
+		v.add("cache.ttl", "must be positive")
+	}
+	if c.Cache.MaxEntries < 0 {
+		v.add("cache.max_entries", "must be positive")
+	}
+	if c.Cache.MaxEntryBytes < 0 {
+		v.add("cache.max_entry_bytes", "must be positive")
+	}
+	if t := c.Cache.Semantic.Threshold; !(t > 0 && t <= 1) {
+		v.add("cache.semantic.threshold", "must be in (0, 1]; got %v", t)
+	}
+	for team, mode := range c.Cache.Teams {
+		if mode != "exact" && mode != "semantic" {
+			v.add("cache.teams."+team, "must be exact or semantic; got %q", mode)
+		}
+	}
+	for i, m := range c.Models {
+		if m.Cache != "" && m.Cache != "exact" && m.Cache != "semantic" && m.Cache != "off" {
+			v.add(fmt.Sprintf("models[%d].cache", i), "must be exact, semantic or off; got %q", m.Cache)
+		}
 	}
 	if !slices.Contains([]string{"closed", "open"}, c.Policy.OnError) {
 		v.add("policy.on_error", "must be closed or open; got %q", c.Policy.OnError)
@@ -396,6 +409,20 @@ func (c *Config) Validate() error {
 }
 
 type validator struct{ errs []error }
+
+// sharedStore checks a store that is memory, or redis on quotas.redis's
+// server.
+func (v *validator) sharedStore(path, store string, r Redis) {
+	switch store {
+	case "memory":
+	case "redis":
+		if len(r.Addrs) == 0 {
+			v.add(path, "redis needs quotas.redis.addrs")
+		}
+	default:
+		v.add(path, "must be memory or redis; got %q", store)
+	}
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))

@@ -89,8 +89,9 @@ type teamSaving struct {
 	SavingsUSD       string `json:"savings_usd"`
 }
 
-const savingsFormula = "savings = Σ over requests of (the request's tokens priced at its team's reference model) − (what the request cost). " +
-	"Positive: running locally or on a cheaper model saved that much; negative: the requests cost more than the reference model would have."
+const savingsFormula = "savings = Σ over requests of (the request's tokens priced at its team's reference model) − (what the request cost); " +
+	"for an answer from the response cache, what the stored answer cost when it was made. " +
+	"Positive: running locally, on a cheaper model or from the cache saved that much; negative: the requests cost more than the reference model would have."
 
 // reportFilters are the filter query parameters and the ledger field
 // each sets.

@@ -124,6 +124,9 @@ func (s *Server) appendLedger(r *record) {
 		CachedTokens: r.usage.CachedTokens, CacheWriteTokens: r.usage.CacheWriteTokens,
 		CostPicoUSD: int64(r.cost), SavingsPicoUSD: int64(r.savings), Estimated: r.usage.Estimated,
 	}
+	if r.cacheHit {
+		e.Cache = "hit"
+	}
 	if p := r.principal; p != nil {
 		e.Tenant, e.Team, e.KeyID = p.Tenant, p.Team, p.KeyID
 	}

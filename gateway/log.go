@@ -58,6 +58,11 @@ type record struct {
 	ttfc         time.Duration // a stream's time to first chunk
 	chunks       int
 	savings      pricing.Cost
+	// cacheHit is true for a request answered from the response cache;
+	// cacheSaved is what the stored answer cost when it was made.
+	cacheHit    bool
+	cacheSaved  pricing.Cost
+	cacheResult string // hit, miss or bypass; empty for calls the cache never sees
 }
 
 func (s *Server) emit(r *record) {

@@ -38,11 +38,22 @@ const (
 	HeaderDecisionID   = "X-Switchyard-Decision-Id"
 )
 
-// decide asks the policy where the request may go. It returns the route to
-// run: the allowed deployments in the policy's order, those of a kind with
-// a redaction obligation sending the redacted body. A denial is a 403.
-func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id string) (*router.Route, error) {
+// verdict is what the policy decided for a request: the route to run, the
+// bundle revision that decided, and whether the response cache is
+// forbidden (obligations.cache: "off", or no decision at all).
+type verdict struct {
+	route    *router.Route
+	revision string
+	cacheOff bool
+}
+
+// decide asks the policy where the request may go. Its verdict's route is
+// the allowed deployments in the policy's order, those of a kind with a
+// redaction obligation sending the redacted body. A denial is a 403.
+// cached is the response cache's view of the request, for the input.
+func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id string, cached policies.Cache) (verdict, error) {
 	in := s.policyInput(c.Get, call, p, rec.requestID)
+	in.Cache = cached
 	c.Set(HeaderDecisionID, id)
 	sp := s.child(rec, "policy", attrDecisionID.String(id))
 	d, err := s.policy.Decide(rec.ctx, in) // the request's context: its trace, and its end
@@ -53,16 +64,17 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id 
 	if err != nil {
 		if s.cfg.Policy.OnError == "open" {
 			dc := strings.ToLower(c.Get(HeaderDataClass))
-			return s.failOpen(call, rec, len(call.findings.Fields) > 0 || (dc != "" && dc != "public"), err)
+			rt, err := s.failOpen(call, rec, len(call.findings.Fields) > 0 || (dc != "" && dc != "public"), err)
+			return verdict{route: rt, cacheOff: true}, err
 		}
-		return nil, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
+		return verdict{}, &APIError{Status: http.StatusServiceUnavailable, Type: "api_error", Code: "policy_error",
 			Message: fmt.Sprintf("The routing policy could not be evaluated (decision %s); the request was refused.", id), Err: err}
 	}
 	s.audit(id, in, d)
 	if !d.Allow && overBudgetOnly(d) {
 		// The budget, not the rules, stopped it: the client sees the
 		// quota error it would have met at admission.
-		return nil, &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
+		return verdict{}, &APIError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "insufficient_quota",
 			RetryAfter: strconv.FormatInt(untilPeriodEnds(!s.dailyBudget(p), time.Now().UTC()), 10),
 			Message:    fmt.Sprintf("You exceeded your current quota: the remaining budget cannot pay for this request on any allowed deployment (decision %s).", id)}
 	}
@@ -75,13 +87,13 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id 
 		if len(d.Excluded) > 0 {
 			msg += " Excluded: " + describeExcluded(d.Excluded) + "."
 		}
-		return nil, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
+		return verdict{}, &APIError{Status: http.StatusForbidden, Type: "permission_error", Code: strings.ToLower(codes[0]), Message: msg}
 	}
 	// Redaction reads the findings' offsets in the body as the client sent
 	// it, so the output cap is applied after it, to each body.
 	rt, err := s.routeFor(call, d)
 	if err != nil {
-		return nil, err
+		return verdict{}, err
 	}
 	if limit := d.Obligations.MaxOutputTokens; limit > 0 && call.op != providers.OpEmbeddings {
 		call.body = capOutputTokens(call.body, limit)
@@ -97,7 +109,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id 
 			}
 		}
 	}
-	return rt, nil
+	return verdict{route: rt, revision: d.Revision, cacheOff: d.Obligations.Cache == "off"}, nil
 }
 
 // policyInput builds the policy's view of a request; header reads the

@@ -145,45 +145,61 @@ func (s *Server) serve(c *fiber.Ctx, p *Principal, call *call) error {
 	if call.native != nil && !coveredBy(s.classifier.ScanRequest(call.native.Body), call.findings) {
 		call.native = nil // the decision covers only what the translation holds
 	}
-	adm, err := s.admitRequest(c, call, p, rec)
+	probe := s.probeCache(c, call, p, rec)
+	adm, err := s.admitRequest(c, call, p, rec, probe)
 	rec.decisionID, rec.ticket = adm.decisionID, adm.ticket
+	if call.op == providers.OpChat {
+		rec.cacheResult = adm.cache.header()
+		c.Set(HeaderCache, rec.cacheResult)
+	}
 	if err != nil {
 		return err
+	}
+	if adm.cache.hit != nil {
+		return s.serveCached(c, call, rec, adm.cache)
 	}
 	call.route = adm.route
 	rec.routeSpanCtx, rec.routeSpan = s.tel.Tracer.Start(rec.ctx, "route", trace.WithAttributes(attribute.Int("switchyard.deployments", len(call.route.Deployments))))
 	req := &providers.Request{Operation: op, Body: call.body, Stream: call.stream, RequestID: rec.requestID, Native: call.native}
 	if call.stream {
-		return s.stream(c, call, req, rec)
+		return s.stream(c, call, req, rec, adm.cache)
 	}
-	return s.unary(c, call, req, rec)
+	return s.unary(c, call, req, rec, adm.cache)
 }
 
 // admission is what the pipeline decided for a request, in one value: the
 // route to run (the policy's order, its redaction and the quota's failure
-// mode applied), the decision that chose it, and the reservation it
-// holds (nil without quotas), which settles when the request ends.
+// mode applied), the decision that chose it, the reservation it holds
+// (nil without quotas), which settles when the request ends, and what the
+// response cache does: serve a stored answer (then there is no route nor
+// reservation) or store this one.
 type admission struct {
 	route      *router.Route
 	decisionID string
 	ticket     *quota.Ticket
+	cache      cacheOutcome
 }
 
-// admitRequest runs the policy, then the quotas, on a classified request.
-// The decision id is set even when it fails, for the logs.
-func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *record) (admission, error) {
+// admitRequest runs the policy, then (unless a stored answer serves the
+// request) the quotas, on a classified request. The decision id is set
+// even when it fails, for the logs.
+func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *record, probe *cacheProbe) (admission, error) {
 	a := admission{decisionID: "dec_" + strings.TrimPrefix(newRequestID(), "req_")}
-	rt, err := s.decide(c, call, p, rec, a.decisionID)
+	v, err := s.decide(c, call, p, rec, a.decisionID, probe.view())
 	if err != nil {
 		return a, err
 	}
-	call.route = rt
+	if a.cache = probe.decided(v); a.cache.hit != nil {
+		return a, nil // a hit costs nothing: no reservation
+	}
+	call.route = v.route
 	a.route, a.ticket, err = s.admit(c, call, p, rec)
 	return a, err
 }
 
-// unary serves a non-streaming request.
-func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
+// unary serves a non-streaming request, and stores the answer when the
+// cache outcome says so.
+func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *record, cached cacheOutcome) error {
 	ctx, cancel := s.upstreamContext(rec)
 	defer cancel(nil)
 	stop := watchClient(c.Context().Conn(), s.cfg.Server.StreamKeepalive, cancel)
@@ -204,6 +220,10 @@ func (s *Server) unary(c *fiber.Ctx, call *call, req *providers.Request, rec *re
 	cost := d.Price.Cost(billed(usage))
 	rec.usage, rec.cost = usage, cost
 	body := res.Response.Body
+	if !res.Response.Native {
+		p, _ := c.Locals(localPrincipal).(*Principal)
+		s.storeAnswer(cached, p, call, d, body, usage, cost)
+	}
 	if res.Response.Native {
 		c.Response().Header.Del(HeaderDropped) // the backend got the client's own request
 		if body, err = call.ingress.nativeAnswer(body); err != nil {

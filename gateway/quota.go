@@ -77,7 +77,7 @@ const writeLinger = 2 * time.Millisecond
 // openSharedRedis connects when quotas or the ledger use Redis; nil (and
 // a close that does nothing) otherwise.
 func openSharedRedis(cfg *config.Config) (*sharedRedis, func() error) {
-	if cfg.Quotas.Store != "redis" && cfg.Ledger.Store != "redis" {
+	if cfg.Quotas.Store != "redis" && cfg.Ledger.Store != "redis" && cfg.Cache.Store != "redis" {
 		return nil, func() error { return nil }
 	}
 	c := redisClient(cfg.Quotas.Redis)

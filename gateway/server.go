@@ -86,6 +86,7 @@ type Server struct {
 	tel         *telemetry.Telemetry
 	references  map[string]pricing.Price // per team, for savings
 	ledger      ledger.Store
+	cache       *responseCache // nil when no route or team opts in
 	closeLedger func() error
 	// conversations keeps the Responses API's stored responses.
 	conversations      conversations.Store
@@ -180,6 +181,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			_ = closeLedger() // a later step failed: release the spool's lock
 		}
 	}()
+	responseCache, err := newResponseCache(cfg, r, shared, log)
+	if err != nil {
+		return nil, err
+	}
 	convs, closeConvs := openConversations(cfg)
 	defer func() {
 		if !built {
@@ -203,7 +208,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		host, port := hostPort(b.BaseURL)
 		hostPorts[b.Name] = hostAndPort{host, port}
 	}
-	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, hostPorts: hostPorts, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
+	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, hostPorts: hostPorts, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, cache: responseCache, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s.stopWatch = stopWatch
@@ -270,6 +275,7 @@ func (s *Server) routes() {
 	app.Post("/v1/switchyard/quota/reset", s.adminAuth, s.quotaReset)
 	app.Get("/v1/switchyard/costs", s.adminAuth, s.costs)
 	app.Get("/v1/switchyard/costs/report", s.adminAuth, s.costsReport)
+	app.Delete("/v1/switchyard/cache", s.adminAuth, s.cachePurge)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))

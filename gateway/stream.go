@@ -52,7 +52,9 @@ var (
 	sseCost      = []byte(": x-switchyard-cost ")
 )
 
-func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *record) error {
+// stream serves a streaming request, and stores the answer when the cache
+// outcome says so and the stream ends cleanly.
+func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *record, cached cacheOutcome) error {
 	ctx, cancel := s.upstreamContext(rec)
 	conn := c.Context().Conn()
 	stop := watchClient(conn, s.cfg.Server.StreamKeepalive, cancel)
@@ -64,10 +66,23 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 		cancel(nil)
 		return err
 	}
-	d := res.Deployment
+	var record *cacheRecorder
+	if cached.store {
+		p, _ := c.Locals(localPrincipal).(*Principal)
+		record = &cacheRecorder{outcome: cached, p: p, call: call, limit: 2 * int(s.cfg.Cache.MaxEntryBytes)}
+	}
+	return s.relayStream(c, call, rec, res.Deployment, res.Stream, func() { cancel(nil) }, record)
+}
+
+// relayStream answers with a stream: the upstream's (d's), or a stored
+// answer replayed (d nil's Provider, no health to report). cancel ends
+// the upstream request; record, if not nil, keeps the answer for the
+// cache.
+func (s *Server) relayStream(c *fiber.Ctx, call *call, rec *record, d *router.Deployment, st providers.Stream, cancel func(), record *cacheRecorder) error {
+	conn := c.Context().Conn()
 	if !s.streamStarted() {
-		res.Stream.Close()
-		cancel(nil)
+		st.Close()
+		cancel()
 		return ErrShuttingDown
 	}
 	rec.principal, _ = c.Locals(localPrincipal).(*Principal)
@@ -84,8 +99,8 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	c.Status(fiber.StatusOK)
 
 	r := &relay{
-		s: s, call: call, d: d, stream: res.Stream, cancel: func() { cancel(nil) }, rec: rec, conn: conn,
-		promptTokens: call.promptTokensFor(d),
+		s: s, call: call, d: d, stream: st, cancel: cancel, rec: rec, conn: conn,
+		promptTokens: call.promptTokensFor(d), record: record, replay: d.Provider == nil,
 	}
 	if call.ingress != nil {
 		r.format = call.ingress.events(r.promptTokens)
@@ -114,10 +129,12 @@ type relay struct {
 	keepalive      *time.Timer
 	keepaliveEvery time.Duration
 
-	format       streamFormat // the client's format; nil relays OpenAI chunks as they are
-	started      bool         // format.start was written
-	broken       error        // format.chunk failed: the stream ends with an error
-	native       bool         // the backend answered in the client's format
+	format       streamFormat   // the client's format; nil relays OpenAI chunks as they are
+	started      bool           // format.start was written
+	broken       error          // format.chunk failed: the stream ends with an error
+	native       bool           // the backend answered in the client's format
+	record       *cacheRecorder // keeps the answer for the response cache; nil when not stored
+	replay       bool           // a stored answer: no deployment's health to report
 	usage        *providers.Usage
 	promptTokens int64  // as d counts them, for usage the upstream does not report
 	chunks       int    // events relayed, the estimate of completion tokens
@@ -219,6 +236,9 @@ func (r *relay) forward(ev providers.Event) error {
 		r.rec.respID, r.rec.respModel = r.id, r.model
 		r.rec.ttfc = time.Since(r.rec.start)
 	}
+	if !ev.Native {
+		r.record.add(ev.Data)
+	}
 	if !ev.UsageOnly {
 		r.chunks++
 		r.rec.chunks = r.chunks
@@ -286,7 +306,9 @@ func (r *relay) end(err error) {
 		e := toAPIError(err)
 		r.rec.err = e
 		r.rec.status = e.Status
-		r.s.router.Report(r.d, err)
+		if !r.replay {
+			r.s.router.Report(r.d, err)
+		}
 		if r.format != nil {
 			w.Write(r.format.fail(e))
 		} else {
@@ -295,7 +317,10 @@ func (r *relay) end(err error) {
 			w.Write(sseEnd)
 		}
 	} else {
-		r.s.router.Report(r.d, nil) // a clean end: the deployment is healthy
+		if !r.replay {
+			r.s.router.Report(r.d, nil) // a clean end: the deployment is healthy
+		}
+		r.record.done(r.s, r.d, r.rec.usage, r.rec.cost)
 		if r.format != nil && !r.native {
 			w.Write(r.format.end(r.rec.usage))
 		}

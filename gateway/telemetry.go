@@ -264,7 +264,12 @@ func (s *Server) observe(r *record) {
 	if r.model != "" {
 		m.Requests.Add(ctx, 1, sets.requests)
 	}
-	if r.usage != nil && r.backend != "" {
+	if r.cacheResult != "" {
+		m.CacheRequests.Add(ctx, 1, metric.WithAttributes(attribute.String("switchyard.cache.result", r.cacheResult), attribute.String("gen_ai.request.model", model)))
+	}
+	if r.cacheHit {
+		m.SavingsUSD.Add(ctx, r.savings.USD(), sets.cost) // no tokens used, nothing spent
+	} else if r.usage != nil && r.backend != "" {
 		m.TokenUsage.RecordSet(ctx, r.usage.PromptTokens, sets.input)
 		m.TokenUsage.RecordSet(ctx, r.usage.CompletionTokens, sets.output)
 		m.CostUSD.Add(ctx, r.cost.USD(), sets.cost)
@@ -342,6 +347,9 @@ func (s *Server) observe(r *record) {
 // savings is what the request would have cost on the team's reference
 // proprietary model, minus what it cost.
 func (s *Server) savings(r *record) pricing.Cost {
+	if r.cacheHit {
+		return r.cacheSaved // what the hit did not pay
+	}
 	if r.usage == nil || r.principal == nil {
 		return 0
 	}

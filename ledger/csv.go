@@ -14,13 +14,14 @@ var CSVHeader = []string{
 	"time", "request_id", "decision_id", "tenant", "team", "key_id",
 	"model", "backend", "kind", "provider", "upstream_model",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
-	"cost_usd", "savings_usd", "estimated",
+	"cost_usd", "savings_usd", "estimated", "cache",
 }
 
 // WriteCSV writes CSVHeader and then one row per entry with
 // from <= Time < to, in Range's order: the time in RFC 3339 with
 // nanoseconds, UTC; tokens as integers; cost and savings as exact decimal
-// USD (FormatUSD); estimated as "true" or "false".
+// USD (FormatUSD); estimated as "true" or "false"; cache as "hit" or
+// empty.
 //
 // A text cell that a spreadsheet would take for a formula (one starting
 // with =, +, -, @, tab or carriage return; request IDs come from clients)
@@ -42,6 +43,7 @@ func WriteCSV(ctx context.Context, s Store, w io.Writer, from, to time.Time) err
 			strconv.FormatInt(e.CacheWriteTokens, 10),
 			FormatUSD(e.CostPicoUSD), FormatUSD(e.SavingsPicoUSD),
 			strconv.FormatBool(e.Estimated),
+			e.Cache,
 		)
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("ledger: write CSV: %w", err)

@@ -59,6 +59,11 @@ type Entry struct {
 	// Estimated is true when the usage was estimated by the gateway
 	// rather than reported by the provider.
 	Estimated bool
+	// Cache is "hit" for a request answered from the response cache
+	// (CostPicoUSD 0; SavingsPicoUSD what the stored answer cost when it
+	// was made, the backend fields those of the one that made it), and
+	// empty otherwise.
+	Cache string
 }
 
 // NewID returns a random entry ID: 16 random bytes in lowercase hex.

@@ -150,6 +150,7 @@ const (
 	fSavingsPicoUSD   = "savings_pico_usd"
 	fEstimated        = "estimated" // "1" or "0"
 	fID               = "id"        // Entry.ID; absent from entries older than IDs
+	fCache            = "cache"     // Entry.Cache; absent when empty
 )
 
 func encode(e *Entry) []any {
@@ -157,7 +158,7 @@ func encode(e *Entry) []any {
 	if e.Estimated {
 		est = "1"
 	}
-	return []any{
+	out := []any{
 		fTime, e.Time.UTC().Format(time.RFC3339Nano),
 		fRequestID, e.RequestID,
 		fDecisionID, e.DecisionID,
@@ -178,6 +179,10 @@ func encode(e *Entry) []any {
 		fEstimated, est,
 		fID, e.ID,
 	}
+	if e.Cache != "" {
+		out = append(out, fCache, e.Cache)
+	}
+	return out
 }
 
 // decode reads a stream entry back. A missing field is its zero value
@@ -207,7 +212,7 @@ func decode(v map[string]any) (Entry, error) {
 		return Entry{}, fmt.Errorf("field %s: %w", fTime, perr)
 	}
 	e.Time = t.UTC()
-	e.ID = str(fID)
+	e.ID, e.Cache = str(fID), str(fCache)
 	e.RequestID, e.DecisionID = str(fRequestID), str(fDecisionID)
 	e.Tenant, e.Team, e.KeyID = str(fTenant), str(fTeam), str(fKeyID)
 	e.Model, e.Backend, e.Kind = str(fModel), str(fBackend), str(fKind)

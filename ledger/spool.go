@@ -829,6 +829,7 @@ type spoolRecord struct {
 	CostPicoUSD      int64     `json:"cost_pico_usd,omitempty"`
 	SavingsPicoUSD   int64     `json:"savings_pico_usd,omitempty"`
 	Estimated        bool      `json:"estimated,omitempty"`
+	Cache            string    `json:"cache,omitempty"`
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -840,7 +841,7 @@ func encodeRecord(e *Entry) ([]byte, error) {
 		Tenant: e.Tenant, Team: e.Team, KeyID: e.KeyID, Model: e.Model, Backend: e.Backend, Kind: e.Kind,
 		Provider: e.Provider, UpstreamModel: e.UpstreamModel, PromptTokens: e.PromptTokens,
 		CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens, CacheWriteTokens: e.CacheWriteTokens,
-		CostPicoUSD: e.CostPicoUSD, SavingsPicoUSD: e.SavingsPicoUSD, Estimated: e.Estimated})
+		CostPicoUSD: e.CostPicoUSD, SavingsPicoUSD: e.SavingsPicoUSD, Estimated: e.Estimated, Cache: e.Cache})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: spool record: %w", err)
 	}
@@ -890,5 +891,5 @@ func decodeRecord(line []byte) (Entry, error) {
 		Tenant: r.Tenant, Team: r.Team, KeyID: r.KeyID, Model: r.Model, Backend: r.Backend, Kind: r.Kind,
 		Provider: r.Provider, UpstreamModel: r.UpstreamModel, PromptTokens: r.PromptTokens,
 		CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, CacheWriteTokens: r.CacheWriteTokens,
-		CostPicoUSD: r.CostPicoUSD, SavingsPicoUSD: r.SavingsPicoUSD, Estimated: r.Estimated}, nil
+		CostPicoUSD: r.CostPicoUSD, SavingsPicoUSD: r.SavingsPicoUSD, Estimated: r.Estimated, Cache: r.Cache}, nil
 }

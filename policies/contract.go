@@ -14,6 +14,26 @@ type Input struct {
 	Subject    Subject     `json:"subject"`
 	Budget     Budget      `json:"budget"`
 	Candidates []Candidate `json:"candidates"`
+	Cache      Cache       `json:"cache"`
+}
+
+// Cache is the response cache's view of the request, so that a policy
+// can forbid caching (obligations.cache: "off") for some data.
+type Cache struct {
+	// Enabled is true when the route or team opted into the cache and
+	// the client did not ask to bypass it.
+	Enabled bool `json:"enabled"`
+	// Mode is exact or semantic when Enabled.
+	Mode string `json:"mode,omitempty"`
+	// Available is true when a stored answer was found; it is served only
+	// when the decision allows caching and names the same deployments,
+	// in the same order, as the decision that made it.
+	Available bool `json:"available"`
+	// Match is how it was found: exact or semantic.
+	Match string `json:"match,omitempty"`
+	// Similarity is a semantic match's cosine similarity, 1 for an exact
+	// one.
+	Similarity float64 `json:"similarity,omitempty"`
 }
 
 // Request describes the call.
@@ -108,4 +128,7 @@ type Decision struct {
 type Obligations struct {
 	MaxOutputTokens int64  `json:"max_output_tokens,omitempty"`
 	AuditLevel      string `json:"audit_level,omitempty"`
+	// Cache "off" forbids answering the request from the response cache
+	// and storing its answer.
+	Cache string `json:"cache,omitempty"`
 }

@@ -73,6 +73,8 @@ func decodeDecision(v ast.Value) (*Decision, error) {
 					d.Obligations.MaxOutputTokens, err = asInt(v, "obligations.max_output_tokens")
 				case "audit_level":
 					d.Obligations.AuditLevel, err = asString(v, "obligations.audit_level")
+				case "cache":
+					d.Obligations.Cache, err = asString(v, "obligations.cache")
 				}
 				return err
 			})

@@ -47,6 +47,19 @@ func inputValue(in *Input) ast.Value {
 	if b := in.Budget.TeamRemainingTokens; b != nil {
 		budget.Insert(ast.StringTerm("team_remaining_tokens"), ast.IntNumberTerm(int(*b)))
 	}
+	cache := ast.NewObject(
+		item("enabled", ast.BooleanTerm(in.Cache.Enabled)),
+		item("available", ast.BooleanTerm(in.Cache.Available)),
+	)
+	if in.Cache.Mode != "" {
+		cache.Insert(ast.StringTerm("mode"), ast.StringTerm(in.Cache.Mode))
+	}
+	if in.Cache.Match != "" {
+		cache.Insert(ast.StringTerm("match"), ast.StringTerm(in.Cache.Match))
+	}
+	if in.Cache.Similarity != 0 {
+		cache.Insert(ast.StringTerm("similarity"), ast.FloatNumberTerm(in.Cache.Similarity))
+	}
 	candidates := ast.NullTerm() // as JSON writes a nil slice
 	cands := make([]*ast.Term, len(in.Candidates))
 	for i, c := range in.Candidates {
@@ -72,6 +85,7 @@ func inputValue(in *Input) ast.Value {
 		item("request", ast.NewTerm(request)),
 		item("subject", ast.NewTerm(subject)),
 		item("budget", ast.NewTerm(budget)),
+		item("cache", ast.NewTerm(cache)),
 		item("candidates", candidates),
 	)
 }

@@ -44,6 +44,9 @@ type Metrics struct {
 	// SavingsUSD is what local and self-hosted routing saved against the
 	// reference proprietary model, by the same attributes.
 	SavingsUSD metric.Float64Counter
+	// CacheRequests counts chat requests by response cache outcome (hit,
+	// miss, bypass) and model.
+	CacheRequests metric.Int64Counter
 }
 
 func newMetrics(m metric.Meter) (*Metrics, error) {
@@ -75,6 +78,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	x.QuotaRejections = counter("switchyard.quota.rejections", "Requests refused by a quota, by metric.", "{request}")
 	x.Fallbacks = counter("switchyard.fallbacks", "Requests served after more than one attempt.", "{request}")
 	x.Shed = counter("switchyard.requests.shed", "Requests refused at once because the gateway was at capacity (server.max_in_flight, server.max_processing).", "{request}")
+	x.CacheRequests = counter("switchyard.cache.requests", "Chat requests by response cache outcome: hit, miss or bypass (not consulted).", "{request}")
 	x.CostUSD, e = m.Float64Counter("switchyard.cost", metric.WithDescription("Spend in USD."), metric.WithUnit("USD"))
 	try(e)
 	x.SavingsUSD, e = m.Float64Counter("switchyard.savings", metric.WithDescription("Spend avoided against the reference proprietary model, in USD."), metric.WithUnit("USD"))

@@ -187,6 +187,15 @@ obligations["audit_level"] := "full" if sensitive_reason
 
 else := "standard"
 
+# No answer from the response cache, and none stored, for a tenant with
+# "cache": "off" or a request whose declared data class is listed in
+# cache_forbidden_data_classes.
+cache_forbidden if object.get(tenant, "cache", "on") == "off"
+
+cache_forbidden if input.request.data_class in object.get(cfg, "cache_forbidden_data_classes", [])
+
+obligations["cache"] := "off" if cache_forbidden
+
 # --- the decision -------------------------------------------------------
 
 decision := {

@@ -187,7 +187,7 @@ test_data_overrides_the_classifier_category if {
 }
 
 test_unknown_data_class_is_treated_as_confidential if {
-	d := switchyard.decision with input as inp({"data_class": "restricted"}, plain)
+	d := switchyard.decision with input as inp({"data_class": "confidential"}, plain)
 	d.routes == ["local/llama", "vllm/qwen"]
 }
 
@@ -271,4 +271,21 @@ test_misspelt_pii_mode_keeps_pii_local if {
 	d.routes == ["local/llama", "vllm/qwen"]
 	d.excluded["openai/gpt-4o-mini"][0].code == "LOCAL_ONLY"
 	count(d.redact.proprietary) == 0
+}
+
+# The response cache: allowed unless the data class or the tenant forbids it.
+test_cache_allowed_by_default if {
+	d := switchyard.decision with input as inp({}, plain)
+	not d.obligations.cache
+}
+
+test_cache_off_for_a_forbidden_data_class if {
+	d := switchyard.decision with input as inp({"data_class": "confidential"}, plain)
+	d.obligations.cache == "off"
+}
+
+test_cache_off_for_a_tenant if {
+	d := switchyard.decision with input as inp({}, {"tenant": "nocache", "team": "t"})
+		with data.switchyard.config.tenants as {"nocache": {"cache": "off"}}
+	d.obligations.cache == "off"
 }

@@ -1,0 +1,200 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/cache"
+)
+
+func req(tenant, body string) cache.Request {
+	return cache.Request{Tenant: tenant, Revision: "r1", Operation: "chat", Route: "chat", Body: []byte(body)}
+}
+
+func TestExactKey(t *testing.T) {
+	base := `{"model":"chat","messages":[{"role":"user","content":"hi"}],"temperature":0}`
+	key := func(r cache.Request) string {
+		k, err := cache.ExactKey(r)
+		require.NoError(t, err)
+		return k
+	}
+	k := key(req("t1", base))
+	for _, c := range []struct {
+		name string
+		r    cache.Request
+		same bool
+	}{
+		{"keys reordered, spaces", req("t1", `{ "temperature":0, "messages":[{"content":"hi","role":"user"}], "model":"chat" }`), true},
+		{"delivery and user ignored", req("t1", `{"model":"chat","stream":true,"stream_options":{"include_usage":true},"user":"u9","metadata":{"a":"b"},"messages":[{"role":"user","content":"hi"}],"temperature":0}`), true},
+		{"another tenant", req("t2", base), false},
+		{"another revision", cache.Request{Tenant: "t1", Revision: "r2", Operation: "chat", Route: "chat", Body: []byte(base)}, false},
+		{"another route", cache.Request{Tenant: "t1", Revision: "r1", Operation: "chat", Route: "chat2", Body: []byte(base)}, false},
+		{"the same temperature written otherwise", req("t1", `{"model":"chat","messages":[{"role":"user","content":"hi"}],"temperature":0.0}`), true},
+		{"another temperature", req("t1", `{"model":"chat","messages":[{"role":"user","content":"hi"}],"temperature":0.7}`), false},
+		{"another question", req("t1", `{"model":"chat","messages":[{"role":"user","content":"hi!"}],"temperature":0}`), false},
+		{"tools", req("t1", `{"model":"chat","messages":[{"role":"user","content":"hi"}],"temperature":0,"tools":[]}`), false},
+		{"max tokens", req("t1", `{"model":"chat","messages":[{"role":"user","content":"hi"}],"temperature":0,"max_tokens":5}`), false},
+	} {
+		assert.Equal(t, c.same, key(c.r) == k, c.name)
+	}
+	// Seeds past 2^53 stay apart.
+	assert.NotEqual(t, key(req("t1", `{"messages":[],"seed":9007199254740993}`)), key(req("t1", `{"messages":[],"seed":9007199254740992}`)))
+	// A tenant named so that it runs into the revision does not collide.
+	a := key(cache.Request{Tenant: "ab", Revision: "c", Operation: "chat", Route: "chat", Body: []byte(base)})
+	b := key(cache.Request{Tenant: "a", Revision: "bc", Operation: "chat", Route: "chat", Body: []byte(base)})
+	assert.NotEqual(t, a, b)
+	for _, bad := range []string{``, `[]`, `null`, `{"a":`} {
+		_, err := cache.ExactKey(req("t1", bad))
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestSemanticLookup(t *testing.T) {
+	body := func(system, last string) string {
+		return fmt.Sprintf(`{"model":"chat","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, last)
+	}
+	a, ok := cache.SemanticLookup(req("t1", body("be brief", "What is the capital of France?")))
+	require.True(t, ok)
+	assert.Equal(t, "What is the capital of France?", a.Text, "only the last user turn")
+	b, ok := cache.SemanticLookup(req("t1", body("be brief", "Tell me France's capital")))
+	require.True(t, ok)
+	assert.Equal(t, a.Partition, b.Partition, "same context, other question: one partition")
+	c, _ := cache.SemanticLookup(req("t1", body("answer in French", "Tell me France's capital")))
+	assert.NotEqual(t, a.Partition, c.Partition, "another conversation")
+	d, _ := cache.SemanticLookup(req("t2", body("be brief", "Tell me France's capital")))
+	assert.NotEqual(t, a.Partition, d.Partition, "another tenant")
+
+	parts, ok := cache.SemanticLookup(req("t1", `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`))
+	require.True(t, ok)
+	assert.Equal(t, "a\nb", parts.Text)
+	for _, bad := range []string{
+		`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`,
+		`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}`,
+		`{"messages":[{"role":"tool","content":"42","tool_call_id":"c"}]}`,
+		`{"messages":[{"role":"user","content":"   "}]}`,
+		`{"messages":[]}`, `{}`, `nope`,
+	} {
+		_, ok := cache.SemanticLookup(req("t1", bad))
+		assert.False(t, ok, bad)
+	}
+}
+
+func entry(key, tenant string, sensitive bool) *cache.Entry {
+	return &cache.Entry{Key: key, Tenant: tenant, Route: "chat", Revision: "r1", Answer: []byte(`{"id":"x"}`),
+		Sensitive: sensitive, Created: time.Now().UTC()}
+}
+
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	m := cache.NewMemory(2, 16, time.Hour)
+	require.NoError(t, m.Put(ctx, entry("a", "t", false)))
+	require.NoError(t, m.Put(ctx, entry("b", "t", false)))
+	_, _ = m.Get(ctx, "a") // a is now the most recent
+	require.NoError(t, m.Put(ctx, entry("c", "t", false)))
+	got, err := m.Get(ctx, "b")
+	require.NoError(t, err)
+	assert.Nil(t, got, "the least recently used went")
+	got, _ = m.Get(ctx, "a")
+	assert.NotNil(t, got)
+	big := entry("d", "t", false)
+	big.Answer = make([]byte, 17)
+	assert.ErrorIs(t, m.Put(ctx, big), cache.ErrTooLarge)
+
+	short := cache.NewMemory(10, 0, 20*time.Millisecond)
+	require.NoError(t, short.Put(ctx, entry("a", "t", false)))
+	require.Eventually(t, func() bool { e, _ := short.Get(ctx, "a"); return e == nil }, 2*time.Second, 5*time.Millisecond, "expired")
+}
+
+func redisClient(t *testing.T) redis.UniversalClient {
+	addr := os.Getenv("SWITCHYARD_TEST_REDIS")
+	if addr == "" {
+		if os.Getenv("SWITCHYARD_REQUIRE_REDIS") == "1" {
+			t.Fatal("SWITCHYARD_REQUIRE_REDIS=1 but SWITCHYARD_TEST_REDIS is not set")
+		}
+		t.Skip("no Redis: set SWITCHYARD_TEST_REDIS=host:port")
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRedis(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	prefix := fmt.Sprintf("test%d", time.Now().UnixNano())
+	r := cache.NewRedis(c, prefix, 1024, time.Minute)
+	e := entry("k1", "t1", false)
+	e.Vector, e.Partition, e.CostPicoUSD = []float32{0.5, -1}, "p", 42
+	require.NoError(t, r.Put(ctx, e))
+	got, err := r.Get(ctx, "k1")
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	assert.Equal(t, e.Vector, got.Vector)
+	assert.Equal(t, int64(42), got.CostPicoUSD)
+	assert.JSONEq(t, string(e.Answer), string(got.Answer))
+	ttl, err := c.TTL(ctx, prefix+":cache:k1").Result()
+	require.NoError(t, err)
+	assert.InDelta(t, time.Minute.Seconds(), ttl.Seconds(), 2)
+	none, err := r.Get(ctx, "nope")
+	require.NoError(t, err)
+	assert.Nil(t, none)
+	require.NoError(t, r.Put(ctx, entry("k2", "t2", false)))
+	var seen []string
+	require.NoError(t, r.Scan(ctx, func(e *cache.Entry) bool { seen = append(seen, e.Key); return true }))
+	assert.ElementsMatch(t, []string{"k1", "k2"}, seen)
+	require.NoError(t, r.Delete(ctx, "k1"))
+	got, _ = r.Get(ctx, "k1")
+	assert.Nil(t, got)
+}
+
+func TestCachePutAndPurge(t *testing.T) {
+	ctx := context.Background()
+	shared := cache.NewMemory(100, 0, time.Hour) // stands for the shared store
+	local := cache.NewMemory(100, 0, time.Hour)
+	c := cache.New(cache.Options{Local: local, Shared: shared, Index: cache.NewIndex(cache.IndexOptions{}),
+		ShareSensitive: func(tenant string) bool { return tenant == "open" }})
+	out, err := c.Put(ctx, entry("plain", "t1", false))
+	require.NoError(t, err)
+	assert.True(t, out)
+	out, err = c.Put(ctx, entry("secret", "t1", true))
+	require.NoError(t, err)
+	assert.False(t, out, "sensitive: kept in the process")
+	out, err = c.Put(ctx, entry("allowed", "open", true))
+	require.NoError(t, err)
+	assert.True(t, out, "the tenant lets it be shared")
+	got, _ := shared.Get(ctx, "secret")
+	assert.Nil(t, got)
+	got, _ = c.Get(ctx, "secret")
+	assert.NotNil(t, got)
+
+	sem := entry("sem", "t1", false)
+	sem.Partition, sem.Vector = "p1", []float32{1, 0}
+	_, err = c.Put(ctx, sem)
+	require.NoError(t, err)
+	near, sim, err := c.Nearest(ctx, "p1", []float32{0.9, 0.1})
+	require.NoError(t, err)
+	require.NotNil(t, near)
+	assert.Equal(t, "sem", near.Key)
+	assert.Greater(t, sim, float32(0.99))
+	near, _, _ = c.Nearest(ctx, "p2", []float32{1, 0})
+	assert.Nil(t, near, "another partition")
+
+	n, err := c.Purge(ctx, cache.Filter{Tenant: "t1"})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	got, _ = c.Get(ctx, "plain")
+	assert.Nil(t, got)
+	near, _, _ = c.Nearest(ctx, "p1", []float32{1, 0})
+	assert.Nil(t, near, "the index forgot it")
+	got, _ = c.Get(ctx, "allowed")
+	assert.NotNil(t, got, "another tenant's stays")
+	n, _ = c.Purge(ctx, cache.Filter{Before: time.Now().Add(time.Hour)})
+	assert.Equal(t, 1, n)
+}
