@@ -93,7 +93,7 @@ func entry(key, tenant string, sensitive bool) *cache.Entry {
 
 func TestMemory(t *testing.T) {
 	ctx := context.Background()
-	m := cache.NewMemory(2, 16, time.Hour)
+	m := cache.NewMemory(cache.MemoryOptions{MaxEntries: 2, MaxEntryBytes: 16})
 	require.NoError(t, m.Put(ctx, entry("a", "t", false)))
 	require.NoError(t, m.Put(ctx, entry("b", "t", false)))
 	_, _ = m.Get(ctx, "a") // a is now the most recent
@@ -107,7 +107,18 @@ func TestMemory(t *testing.T) {
 	big.Answer = make([]byte, 17)
 	assert.ErrorIs(t, m.Put(ctx, big), cache.ErrTooLarge)
 
-	short := cache.NewMemory(10, 0, 20*time.Millisecond)
+	// The total bound: each entry counts its answer and 256 bytes more.
+	small := cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, MaxBytes: 3 * (256 + 1 + 10)})
+	for _, k := range []string{"a", "b", "c", "d"} {
+		require.NoError(t, small.Put(ctx, entry(k, "t", false)))
+	}
+	assert.Equal(t, 3, small.Len(), "the oldest went to stay under MaxBytes")
+	got, _ = small.Get(ctx, "a")
+	assert.Nil(t, got)
+	require.NoError(t, small.Put(ctx, entry("d", "t", false)))
+	assert.Equal(t, int64(3*(256+1+10)), small.Bytes(), "a replaced entry is counted once")
+
+	short := cache.NewMemory(cache.MemoryOptions{MaxEntries: 10, TTL: 20 * time.Millisecond})
 	require.NoError(t, short.Put(ctx, entry("a", "t", false)))
 	require.Eventually(t, func() bool { e, _ := short.Get(ctx, "a"); return e == nil }, 2*time.Second, 5*time.Millisecond, "expired")
 }
@@ -156,8 +167,8 @@ func TestRedis(t *testing.T) {
 
 func TestCachePutAndPurge(t *testing.T) {
 	ctx := context.Background()
-	shared := cache.NewMemory(100, 0, time.Hour) // stands for the shared store
-	local := cache.NewMemory(100, 0, time.Hour)
+	shared := cache.NewMemory(cache.MemoryOptions{MaxEntries: 100}) // stands for the shared store
+	local := cache.NewMemory(cache.MemoryOptions{MaxEntries: 100})
 	c := cache.New(cache.Options{Local: local, Shared: shared, Index: cache.NewIndex(cache.IndexOptions{}),
 		ShareSensitive: func(tenant string) bool { return tenant == "open" }})
 	out, err := c.Put(ctx, entry("plain", "t1", false))

@@ -34,7 +34,7 @@ type Options struct {
 // New returns a Cache.
 func New(o Options) *Cache {
 	if o.Local == nil {
-		o.Local = NewMemory(0, 0, 0)
+		o.Local = NewMemory(MemoryOptions{})
 	}
 	if o.ShareSensitive == nil {
 		o.ShareSensitive = func(string) bool { return false }
@@ -87,7 +87,9 @@ func (c *Cache) Put(ctx context.Context, e *Entry) (shared bool, err error) {
 		err = c.shared.Put(ctx, e)
 		shared = err == nil
 	} else {
-		err = c.local.Put(ctx, e)
+		local := *e
+		local.Vector = nil // the index keeps its own copy; only a shared entry needs it, to rebuild
+		err = c.local.Put(ctx, &local)
 	}
 	if err == nil && c.index != nil && len(e.Vector) > 0 && e.Partition != "" {
 		err = c.index.Add(e.Partition, e.Key, e.Vector)

@@ -5,49 +5,95 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
 )
 
-// Memory is an in-process Store: an LRU of at most a number of entries,
-// each expiring after a TTL.
+// Memory is an in-process Store: an LRU bounded by a number of entries and
+// by their total size, each entry expiring a TTL after it was created
+// (checked when it is read: an expired entry is dropped then, or evicted
+// as the least recently used). It starts no goroutine.
 type Memory struct {
-	lru      *expirable.LRU[string, *Entry]
-	maxBytes int
+	lru      *lru.Cache[string, *Entry]
+	maxBytes int   // per answer
+	maxTotal int64 // all entries
+	bytes    atomic.Int64
+	ttl      time.Duration
+	now      func() time.Time
 }
 
 var _ Store = (*Memory)(nil)
 
-// NewMemory returns a Memory store of at most maxEntries entries (<= 0:
-// 10,000) of at most maxBytes of answer each (<= 0: 1 MiB), kept for ttl
-// (<= 0: an hour).
-func NewMemory(maxEntries, maxBytes int, ttl time.Duration) *Memory {
-	if maxEntries <= 0 {
-		maxEntries = 10_000
-	}
-	if maxBytes <= 0 {
-		maxBytes = 1 << 20
-	}
-	if ttl <= 0 {
-		ttl = time.Hour
-	}
-	return &Memory{lru: expirable.NewLRU[string, *Entry](maxEntries, nil, ttl), maxBytes: maxBytes}
+// MemoryOptions bound a Memory store; zero fields take their defaults.
+type MemoryOptions struct {
+	// MaxEntries is the most entries kept. Default 10,000.
+	MaxEntries int
+	// MaxEntryBytes is the largest answer kept. Default 1 MiB.
+	MaxEntryBytes int
+	// MaxBytes bounds the entries' answers and vectors together. Default
+	// 256 MiB.
+	MaxBytes int64
+	// TTL is how long an entry is served. Default an hour.
+	TTL time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 }
+
+// NewMemory returns an empty Memory store.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 10_000
+	}
+	if o.MaxEntryBytes <= 0 {
+		o.MaxEntryBytes = 1 << 20
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
+	if o.TTL <= 0 {
+		o.TTL = time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Memory{maxBytes: o.MaxEntryBytes, maxTotal: o.MaxBytes, ttl: o.TTL, now: o.Now}
+	m.lru, _ = lru.NewWithEvict(o.MaxEntries, func(_ string, e *Entry) { m.bytes.Add(-size(e)) }) // size > 0: no error
+	return m
+}
+
+// size is what an entry holds, as the total bound counts it.
+func size(e *Entry) int64 { return int64(len(e.Answer) + 4*len(e.Vector) + len(e.Key) + 256) }
 
 // Get returns the entry under key; the entry is shared: do not modify it.
 func (m *Memory) Get(_ context.Context, key string) (*Entry, error) {
-	e, _ := m.lru.Get(key)
+	e, ok := m.lru.Get(key)
+	if !ok {
+		return nil, nil
+	}
+	if m.now().Sub(e.Created) > m.ttl {
+		m.lru.Remove(key)
+		return nil, nil
+	}
 	return e, nil
 }
 
-// Put stores e (not copied: do not modify it afterwards).
+// Put stores e (not copied: do not modify it afterwards), then evicts the
+// least recently used entries while the total is over its bound.
 func (m *Memory) Put(_ context.Context, e *Entry) error {
 	if len(e.Answer) > m.maxBytes {
 		return ErrTooLarge
 	}
+	m.lru.Remove(e.Key) // a replaced entry's size leaves the total
 	m.lru.Add(e.Key, e)
+	m.bytes.Add(size(e))
+	for m.bytes.Load() > m.maxTotal {
+		if _, _, ok := m.lru.RemoveOldest(); !ok {
+			break
+		}
+	}
 	return nil
 }
 
@@ -59,7 +105,11 @@ func (m *Memory) Delete(_ context.Context, key string) error {
 
 // Scan calls f with every live entry.
 func (m *Memory) Scan(_ context.Context, f func(*Entry) bool) error {
+	now := m.now()
 	for _, e := range m.lru.Values() {
+		if now.Sub(e.Created) > m.ttl {
+			continue
+		}
 		if !f(e) {
 			break
 		}
@@ -68,8 +118,11 @@ func (m *Memory) Scan(_ context.Context, f func(*Entry) bool) error {
 }
 
 // Len is the number of entries held (expired ones included until they
-// are swept).
+// are read or evicted).
 func (m *Memory) Len() int { return m.lru.Len() }
+
+// Bytes is the entries' total size as the bound counts it.
+func (m *Memory) Bytes() int64 { return m.bytes.Load() }
 
 // Redis is a Store in Redis, shared by every replica: one string key per
 // entry (the entry as JSON) under prefix, expiring after the TTL.

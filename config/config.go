@@ -120,6 +120,9 @@ type Cache struct {
 	MaxEntries int `yaml:"max_entries"`
 	// MaxEntryBytes is the largest answer cached. Default 1 MiB.
 	MaxEntryBytes ByteSize `yaml:"max_entry_bytes"`
+	// MaxBytes bounds the memory store's entries together (the least
+	// recently used go first). Default 256 MiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 	// Teams opts teams in, for every route they use: team name to exact
 	// or semantic. A route's own models[].cache wins.
 	Teams map[string]string `yaml:"teams"`

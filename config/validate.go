@@ -48,6 +48,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&c.Cache.TTL, time.Hour)
 	orDefault(&c.Cache.MaxEntries, 10_000)
 	orDefault(&c.Cache.MaxEntryBytes, 1<<20)
+	orDefault(&c.Cache.MaxBytes, 256<<20)
 	orDefault(&c.Cache.Semantic.Threshold, 0.95)
 	orDefault(&c.Cache.Semantic.Timeout, 2*time.Second)
 	orDefault(&c.Responses.Store, "memory")
@@ -360,6 +361,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.MaxEntryBytes < 0 {
 		v.add("cache.max_entry_bytes", "must be positive")
+	}
+	if c.Cache.MaxBytes < 0 {
+		v.add("cache.max_bytes", "must be positive")
 	}
 	if t := c.Cache.Semantic.Threshold; !(t > 0 && t <= 1) {
 		v.add("cache.semantic.threshold", "must be in (0, 1]; got %v", t)

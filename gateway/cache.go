@@ -78,7 +78,8 @@ func newResponseCache(cfg *config.Config, r *router.Router, shared *sharedRedis,
 	if len(cfg.Cache.Teams) == 0 && !hasOn(rc.routes) {
 		return nil, nil
 	}
-	o := cache.Options{Local: cache.NewMemory(cfg.Cache.MaxEntries, int(cfg.Cache.MaxEntryBytes), cfg.Cache.TTL)}
+	o := cache.Options{Local: cache.NewMemory(cache.MemoryOptions{MaxEntries: cfg.Cache.MaxEntries,
+		MaxEntryBytes: int(cfg.Cache.MaxEntryBytes), MaxBytes: int64(cfg.Cache.MaxBytes), TTL: cfg.Cache.TTL})}
 	if cfg.Cache.Store == "redis" {
 		o.Shared = cache.NewRedis(shared.bg, "sy", int(cfg.Cache.MaxEntryBytes), cfg.Cache.TTL)
 		allowed := map[string]bool{}
