@@ -47,6 +47,8 @@ type Entry struct {
 	// PromptTokens and CompletionTokens are the answer's usage.
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
+	// Estimated is true when the usage was the gateway's estimate.
+	Estimated bool `json:"estimated,omitempty"`
 	// CostPicoUSD is what the answer cost when it was made: what each hit
 	// saves.
 	CostPicoUSD int64 `json:"cost_pico_usd"`

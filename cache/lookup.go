@@ -92,7 +92,9 @@ func (c *Cache) Put(ctx context.Context, e *Entry) (shared bool, err error) {
 		err = c.local.Put(ctx, &local)
 	}
 	if err == nil && c.index != nil && len(e.Vector) > 0 && e.Partition != "" {
-		err = c.index.Add(e.Partition, e.Key, e.Vector)
+		// A vector the index refuses (another dimension in the partition)
+		// leaves the entry to exact lookups.
+		_ = c.index.Add(e.Partition, e.Key, e.Vector)
 	}
 	return shared, err
 }

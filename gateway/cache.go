@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -170,9 +171,14 @@ func embeddingRoute(cfg *config.Config, r *router.Router) (*router.Route, error)
 }
 
 // mode is the cache mode for a call: exact, semantic or "" (not cached).
-// Only chat calls are cached, whatever their ingress.
+// Only chat calls are cached, whatever their ingress, except those a
+// native backend may take in the client's own format (its features the
+// translation drops are not in the key) and those asking for logprobs
+// (a stream's replay does not carry them). A request holding sensitive
+// data is matched exactly only: a similar question could hold someone
+// else's data.
 func (rc *responseCache) mode(call *call, p *Principal) string {
-	if rc == nil || call.op != providers.OpChat {
+	if rc == nil || call.op != providers.OpChat || call.native != nil || gjson.GetBytes(call.body, "logprobs").Bool() {
 		return ""
 	}
 	m, ok := rc.routes[call.route.Name]
@@ -182,7 +188,7 @@ func (rc *responseCache) mode(call *call, p *Principal) string {
 	if m == "off" {
 		return ""
 	}
-	if m == "semantic" && rc.embed == nil {
+	if m == "semantic" && (rc.embed == nil || len(call.findings.Fields) > 0) {
 		return "exact"
 	}
 	return m
@@ -191,16 +197,17 @@ func (rc *responseCache) mode(call *call, p *Principal) string {
 // cacheProbe is what the cache found for a request before the policy
 // decided, and what it will need to store the answer.
 type cacheProbe struct {
-	mode     string // exact or semantic
-	noStore  bool   // the client said no-store
-	noLookup bool   // the client said no-cache
-	revision string
-	key      string
-	lookup   cache.Lookup // semantic partition (and text)
-	vector   []float32    // the lookup text's embedding
-	found    *cache.Entry
-	match    string // exact or semantic
-	sim      float32
+	mode      string // exact or semantic
+	noStore   bool   // the client said no-store
+	noLookup  bool   // the client said no-cache
+	sensitive bool   // sensitive data found, or a data class other than public declared
+	revision  string
+	key       string
+	lookup    cache.Lookup // semantic partition (and text)
+	vector    []float32    // the lookup text's embedding
+	found     *cache.Entry
+	match     string // exact or semantic
+	sim       float32
 }
 
 // view is the probe as the policy sees it.
@@ -210,7 +217,7 @@ func (pr *cacheProbe) view() policies.Cache {
 	}
 	v := policies.Cache{Enabled: !pr.noLookup || !pr.noStore, Mode: pr.mode, Available: pr.found != nil}
 	if pr.found != nil {
-		v.Match, v.Similarity = pr.match, float64(pr.sim)
+		v.Match, v.Similarity = pr.match, math.Floor(float64(pr.sim)*100)/100
 	}
 	return v
 }
@@ -225,6 +232,8 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 	directive := strings.ToLower(c.Get(HeaderCache))
 	pr := &cacheProbe{mode: mode, noStore: strings.Contains(directive, "no-store"),
 		noLookup: strings.Contains(directive, "no-cache"), revision: s.policy.Status().Revision}
+	dc := strings.ToLower(c.Get(HeaderDataClass))
+	pr.sensitive = len(call.findings.Fields) > 0 || (dc != "" && dc != "public")
 	if pr.noLookup && pr.noStore {
 		return pr
 	}
@@ -251,11 +260,13 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 	if !ok {
 		return pr
 	}
-	vec, err := s.embedLookup(ctx, c.Get, call, p, rec, lookup.Text)
+	vec, embedder, err := s.embedLookup(ctx, c.Get, call, p, rec, lookup.Text)
 	if err != nil {
-		s.log.Debug("response cache: the lookup text could not be embedded", "request_id", rec.requestID, "error", err)
+		s.log.Debug("response cache: the lookup text could not be embedded", "request_id", rec.requestID)
 		return pr
 	}
+	// Vectors of different embedding models are never compared.
+	lookup.Partition += "/" + embedder
 	pr.lookup, pr.vector = lookup, vec
 	if pr.noLookup {
 		return pr
@@ -268,42 +279,44 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 
 // embedLookup embeds a lookup text on the cache's embedding route, on the
 // deployments the policy allows for this request's data (never a
-// proprietary one: the route holds none).
-func (s *Server) embedLookup(ctx context.Context, header func(string, ...string) string, orig *call, p *Principal, rec *record, text string) ([]float32, error) {
+// proprietary one: the route holds none), and names the deployment that
+// embedded it. The decision is audited like any.
+func (s *Server) embedLookup(ctx context.Context, header func(string, ...string) string, orig *call, p *Principal, rec *record, text string) ([]float32, string, error) {
 	body, err := sjson.SetBytes([]byte(`{"encoding_format":"float"}`), "model", s.cache.embed.Name)
 	if err == nil {
 		body, err = sjson.SetBytes(body, "input", text)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ec := &call{op: providers.OpEmbeddings, model: s.cache.embed.Name, route: s.cache.embed, body: body, findings: orig.findings}
 	in := s.policyInput(header, ec, p, rec.requestID)
 	d, err := s.policy.Decide(ctx, in)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	s.audit("dec_"+strings.TrimPrefix(newRequestID(), "req_"), in, d)
 	if !d.Allow {
-		return nil, errors.New("the policy allows no embedding deployment for this request")
+		return nil, "", errors.New("the policy allows no embedding deployment for this request")
 	}
 	rt, err := s.routeFor(ec, d)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	res, err := s.router.Do(ctx, rt, &providers.Request{Operation: providers.OpEmbeddings, Body: body, RequestID: rec.requestID})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	emb := gjson.GetBytes(res.Response.Body, "data.0.embedding")
 	if !emb.IsArray() {
-		return nil, errors.New("the embedding deployment answered no float embedding")
+		return nil, "", errors.New("the embedding deployment answered no float embedding")
 	}
 	arr := emb.Array()
 	vec := make([]float32, len(arr))
 	for i, v := range arr {
 		vec[i] = float32(v.Float())
 	}
-	return vec, nil
+	return vec, res.Deployment.ID(), nil
 }
 
 // cacheOutcome is what the cache does for a decided request.
@@ -326,7 +339,7 @@ func (pr *cacheProbe) decided(v verdict) cacheOutcome {
 	for i, d := range v.route.Deployments {
 		ids[i] = d.ID()
 	}
-	o := cacheOutcome{probe: pr, routeSet: cache.RouteSet(ids), revision: v.revision}
+	o := cacheOutcome{probe: pr, routeSet: cache.RouteSet(append(ids, v.obligations)), revision: v.revision}
 	if e := pr.found; e != nil && !pr.noLookup && e.Revision == v.revision && e.RouteSet == o.routeSet {
 		o.hit = e
 		return o
@@ -362,7 +375,7 @@ func (s *Server) serveCached(c *fiber.Ctx, call *call, rec *record, o cacheOutco
 	rec.cacheHit, rec.cacheSaved = true, pricing.Cost(e.CostPicoUSD)
 	rec.backend, rec.upstream = e.Backend, e.UpstreamModel
 	d := &router.Deployment{Backend: e.Backend, Kind: e.Kind, Model: e.UpstreamModel}
-	usage := &providers.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens}
+	usage := &providers.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, Estimated: e.Estimated}
 	id := "chatcmpl-" + strings.TrimPrefix(newRequestID(), "req_")
 	created := time.Now().Unix()
 	answer, _ := sjson.SetBytes(e.Answer, "id", id)
@@ -388,6 +401,9 @@ func (s *Server) serveCached(c *fiber.Ctx, call *call, rec *record, o cacheOutco
 	}
 	setBackendHeaders(c, d)
 	c.Set(HeaderCost, pricing.Cost(0).String())
+	if usage.Estimated {
+		c.Set(HeaderEstimated, "true")
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Status(http.StatusOK).Send(body)
 }
@@ -429,8 +445,8 @@ func (s *Server) storeAnswer(o cacheOutcome, p *Principal, call *call, d *router
 	e := &cache.Entry{
 		Key: pr.key, Tenant: p.Tenant, Route: call.route.Name, Revision: o.revision, RouteSet: o.routeSet,
 		Partition: pr.lookup.Partition, Vector: pr.vector, Answer: append([]byte(nil), answer...),
-		PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens, CostPicoUSD: int64(cost),
-		Backend: d.Backend, Kind: d.Kind, UpstreamModel: d.Model, Sensitive: len(call.findings.Fields) > 0,
+		PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens, Estimated: usage.Estimated, CostPicoUSD: int64(cost),
+		Backend: d.Backend, Kind: d.Kind, UpstreamModel: d.Model, Sensitive: pr.sensitive,
 		Created: time.Now().UTC(),
 	}
 	s.background.goOrRun(func() {
@@ -440,7 +456,7 @@ func (s *Server) storeAnswer(o cacheOutcome, p *Principal, call *call, d *router
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if _, err := s.cache.c.Put(ctx, e); err != nil && !errors.Is(err, cache.ErrTooLarge) {
-			s.log.Warn("response cache: an answer could not be stored", "error", err)
+			s.log.Debug("response cache: an answer could not be stored", "error", err) // Redis down: not worth a line per request
 		}
 	})
 }
@@ -475,6 +491,12 @@ func (r *cacheRecorder) done(s *Server, d *router.Deployment, usage *providers.U
 	answer, err := r.asm.Completion()
 	if err != nil {
 		return
+	}
+	if !gjson.GetBytes(answer, "usage").Exists() && usage != nil {
+		// The upstream streamed no usage: the settled estimate goes with
+		// the answer, so that a hit reports it too.
+		answer, _ = sjson.SetBytes(answer, "usage", map[string]int64{"prompt_tokens": usage.PromptTokens,
+			"completion_tokens": usage.CompletionTokens, "total_tokens": usage.PromptTokens + usage.CompletionTokens})
 	}
 	s.storeAnswer(r.outcome, r.p, r.call, d, answer, usage, cost)
 }

@@ -27,7 +27,10 @@ import (
 	"github.com/switchyard/switchyard/policies"
 )
 
-const otherTenantKey = "sk-other-tenant"
+const (
+	otherTenantKey = "sk-other-tenant"
+	cappedTeamKey  = "sk-capped-team" // tenant t1, team capped
+)
 
 // cacheUpstream is a fake chat upstream that answers each question with a
 // numbered answer, JSON or streamed, and counts what it was asked.
@@ -49,8 +52,12 @@ func newCacheUpstream(t *testing.T) *cacheUpstream {
 		answer := fmt.Sprintf("answer %d to %s", n, strings.ReplaceAll(body.Messages[len(body.Messages)-1].Content, `"`, ""))
 		if body.Stream {
 			delta := func(s string) string { b, _ := json.Marshal(map[string]string{"content": s}); return string(b) }
-			writeSSE(w, chunk(body.Model, `{"role":"assistant","content":""}`, ""), chunk(body.Model, delta("answer "), ""),
-				chunk(body.Model, delta(strings.TrimPrefix(answer, "answer ")), ""), chunk(body.Model, `{}`, "stop"), usageChunk(body.Model, 30, 7))
+			events := []string{chunk(body.Model, `{"role":"assistant","content":""}`, ""), chunk(body.Model, delta("answer "), ""),
+				chunk(body.Model, delta(strings.TrimPrefix(answer, "answer ")), ""), chunk(body.Model, `{}`, "stop")}
+			if !strings.Contains(answer, "no usage") {
+				events = append(events, usageChunk(body.Model, 30, 7))
+			}
+			writeSSE(w, events...)
 			return
 		}
 		writeJSON(w, 200, chatCompletion(body.Model, answer, 30, 7, 0))
@@ -118,12 +125,13 @@ models:
 keys:
   - {id: k1, sha256: %s, tenant: t1, team: search}
   - {id: k2, sha256: %s, tenant: t2, team: search}
+  - {id: k3, sha256: %s, tenant: t1, team: capped}
 admin:
   keys:
     - {id: ops, sha256: %s}
 cache:
   semantic: {embedding_model: embed}
-%s%s`, chatURL+"/v1", cloudEmbedURL+"/v1", embedURL+"/v1", chatURL+"/v1", mode, gateway.HashKey(testKey), gateway.HashKey(otherTenantKey), gateway.HashKey(adminKey), cacheLines, extra)
+%s%s`, chatURL+"/v1", cloudEmbedURL+"/v1", embedURL+"/v1", chatURL+"/v1", mode, gateway.HashKey(testKey), gateway.HashKey(otherTenantKey), gateway.HashKey(cappedTeamKey), gateway.HashKey(adminKey), cacheLines, extra)
 	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	require.NoError(t, err, y)
 	return cfg
@@ -254,8 +262,11 @@ func TestCacheBypass(t *testing.T) {
 		assert.Equal(t, "bypass", a.cache, "obligations.cache off")
 		assert.Equal(t, "edge", a.backend, "confidential data stays self-hosted")
 	}
+	unknown := askChat(t, client, "hi", option.WithHeader(gateway.HeaderDataClass, "restricted"))
+	assert.Equal(t, "bypass", unknown.cache, "a class the bundle does not know is the strictest")
+	assert.Equal(t, "edge", unknown.backend)
 	assert.Equal(t, "miss", askChat(t, client, "hi").cache, "the confidential answers were not stored")
-	assert.Equal(t, int64(3), up2.calls.Load())
+	assert.Equal(t, int64(4), up2.calls.Load())
 }
 
 // Semantic hits for a paraphrase, misses for another question and for
@@ -266,9 +277,11 @@ func TestCacheSemantic(t *testing.T) {
 	up := newCacheUpstream(t)
 	cloud := newEmbedUpstream(t, nil)
 	gpu := newEmbedUpstream(t, map[string][]float32{
-		"What is the capital of France?": {1, 0, 0, 0},
-		"Tell me France's capital city":  {0.98, 0.15, 0, 0},
-		"How tall is Everest?":           {0, 1, 0, 0},
+		"What is the capital of France?":                       {1, 0, 0, 0},
+		"Tell me France's capital city":                        {0.98, 0.15, 0, 0},
+		"How tall is Everest?":                                 {0, 1, 0, 0},
+		"My email is jane.doe@example.com, reset my password":  {0, 0, 1, 0},
+		"My email is bob.smith@example.org, reset my password": {0, 0, 0.99, 0.1},
 	})
 	base, _ := startGateway(t, cacheConfig(t, "semantic", up.URL, cloud.URL, gpu.URL, "", "policy: {audit: none}\n"))
 	client := sdk(base)
@@ -294,6 +307,18 @@ func TestCacheSemantic(t *testing.T) {
 	streamed := askChatStream(t, client, "Tell me France's capital city")
 	assert.Equal(t, "hit", streamed.cache)
 	assert.Equal(t, first.text, streamed.text)
+
+	// Personal data: matched exactly only, never embedded; Bob never gets
+	// the answer to Jane's question.
+	jane := askChat(t, client, "My email is jane.doe@example.com, reset my password")
+	assert.Equal(t, "miss", jane.cache)
+	eventually(t, func() cacheAnswer { return askChat(t, client, "My email is jane.doe@example.com, reset my password") })
+	bob := askChat(t, client, "My email is bob.smith@example.org, reset my password")
+	assert.Equal(t, "miss", bob.cache, "a similar question holding other personal data")
+	assert.NotContains(t, bob.text, "jane")
+	for _, in := range gpu.seen() {
+		assert.NotContains(t, in, "@", "a question holding personal data is not embedded")
+	}
 
 	assert.Empty(t, cloud.seen(), "no lookup text reaches the proprietary embedding API")
 	assert.Contains(t, gpu.seen(), "Tell me France's capital city", "the self-hosted one embedded it")
@@ -513,4 +538,51 @@ func TestCacheThroughMessages(t *testing.T) {
 	require.Len(t, msg.Content, 1)
 	assert.Equal(t, first.Content[0].Text, msg.Content[0].Text, "replayed as Anthropic events")
 	assert.Equal(t, int64(1), up.calls.Load())
+}
+
+// A stored answer is served only under the same obligations: a team whose
+// output is capped never gets an uncapped answer (nor the reverse).
+func TestCacheObligations(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, policies.Shipped()))
+	data := filepath.Join(dir, "data.json")
+	b, err := os.ReadFile(data)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(data, []byte(strings.Replace(string(b), `"teams": {`, `"teams": {"capped": {"max_output_tokens": 16}, `, 1)), 0o644))
+	up := newCacheUpstream(t)
+	emb := newEmbedUpstream(t, nil)
+	base, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "", "policy: {audit: none, bundle: "+dir+"}\n"))
+	assert.Equal(t, "miss", askChat(t, sdk(base), "hi").cache)
+	eventually(t, func() cacheAnswer { return askChat(t, sdk(base), "hi") })
+	capped := sdk(base, option.WithAPIKey(cappedTeamKey))
+	assert.Equal(t, "miss", askChat(t, capped, "hi").cache, "same tenant, another output cap")
+	eventually(t, func() cacheAnswer { return askChat(t, capped, "hi") })
+}
+
+// A stream whose upstream sent no usage is stored with the gateway's
+// estimate, which a hit reports.
+func TestCacheStreamWithoutUsage(t *testing.T) {
+	up := newCacheUpstream(t)
+	emb := newEmbedUpstream(t, nil)
+	base, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "", "policy: {audit: none}\n"))
+	client := sdk(base)
+	stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("no usage please")},
+	})
+	for stream.Next() {
+	}
+	require.NoError(t, stream.Err())
+	var resp *http.Response
+	var got *openai.ChatCompletion
+	require.Eventually(t, func() bool {
+		var err error
+		got, err = client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("no usage please")},
+		}, option.WithResponseInto(&resp))
+		require.NoError(t, err)
+		return resp.Header.Get(gateway.HeaderCache) == "hit"
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Positive(t, got.Usage.PromptTokens, "the estimate was stored with the answer")
+	assert.Positive(t, got.Usage.CompletionTokens)
+	assert.Equal(t, "true", resp.Header.Get(gateway.HeaderEstimated))
 }

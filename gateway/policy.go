@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +47,23 @@ type verdict struct {
 	route    *router.Route
 	revision string
 	cacheOff bool
+	// obligations are the decision's obligations that shape the answer
+	// (the output cap, what is redacted for which kind), in one string: a
+	// stored answer is served only under the same ones.
+	obligations string
+}
+
+// answerObligations is what of a decision, besides its routes, changes
+// the answer a deployment gives.
+func answerObligations(d *policies.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "max_output_tokens=%d", d.Obligations.MaxOutputTokens)
+	for _, kind := range slices.Sorted(maps.Keys(d.Redact)) {
+		labels := slices.Clone(d.Redact[kind])
+		slices.Sort(labels)
+		fmt.Fprintf(&b, ";redact[%s]=%s", kind, strings.Join(labels, ","))
+	}
+	return b.String()
 }
 
 // decide asks the policy where the request may go. Its verdict's route is
@@ -109,7 +128,7 @@ func (s *Server) decide(c *fiber.Ctx, call *call, p *Principal, rec *record, id 
 			}
 		}
 	}
-	return verdict{route: rt, revision: d.Revision, cacheOff: d.Obligations.Cache == "off"}, nil
+	return verdict{route: rt, revision: d.Revision, cacheOff: d.Obligations.Cache == "off", obligations: answerObligations(d)}, nil
 }
 
 // policyInput builds the policy's view of a request; header reads the

@@ -278,7 +278,7 @@ func (s *Server) observe(r *record) {
 			m.Fallbacks.Add(ctx, 1, sets.fallbacks)
 		}
 	}
-	if r.backend != "" {
+	if r.backend != "" && !r.cacheHit { // a hit's time is not its backend's
 		m.Duration.RecordSet(ctx, time.Since(r.start).Seconds(), sets.duration)
 		if r.stream && r.ttfc > 0 {
 			m.TimeToFirstChunk.RecordSet(ctx, r.ttfc.Seconds(), sets.perChunk)

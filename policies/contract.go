@@ -31,8 +31,9 @@ type Cache struct {
 	Available bool `json:"available"`
 	// Match is how it was found: exact or semantic.
 	Match string `json:"match,omitempty"`
-	// Similarity is a semantic match's cosine similarity, 1 for an exact
-	// one.
+	// Similarity is a semantic match's cosine similarity (rounded down
+	// to two decimals, so that similar requests share a cached
+	// decision), 1 for an exact one.
 	Similarity float64 `json:"similarity,omitempty"`
 }
 

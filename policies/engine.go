@@ -343,6 +343,12 @@ func cacheKey(revision string, in *Input) (string, error) {
 	optF(in.Budget.TeamRemainingUSD)
 	optI(in.Budget.KeyRemainingTokens)
 	optI(in.Budget.TeamRemainingTokens)
+	str("cache")
+	flag(in.Cache.Enabled)
+	str(in.Cache.Mode)
+	flag(in.Cache.Available)
+	str(in.Cache.Match)
+	flt(in.Cache.Similarity)
 	for _, c := range in.Candidates {
 		str("|")
 		str(c.ID)

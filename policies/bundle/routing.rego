@@ -194,6 +194,9 @@ cache_forbidden if object.get(tenant, "cache", "on") == "off"
 
 cache_forbidden if input.request.data_class in object.get(cfg, "cache_forbidden_data_classes", [])
 
+# A class the bundle does not know is treated as the strictest one here too.
+cache_forbidden if not input.request.data_class in {"", "public", "internal", "confidential"}
+
 obligations["cache"] := "off" if cache_forbidden
 
 # --- the decision -------------------------------------------------------

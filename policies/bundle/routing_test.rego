@@ -284,6 +284,11 @@ test_cache_off_for_a_forbidden_data_class if {
 	d.obligations.cache == "off"
 }
 
+test_cache_off_for_an_unknown_data_class if {
+	d := switchyard.decision with input as inp({"data_class": "restricted"}, plain)
+	d.obligations.cache == "off"
+}
+
 test_cache_off_for_a_tenant if {
 	d := switchyard.decision with input as inp({}, {"tenant": "nocache", "team": "t"})
 		with data.switchyard.config.tenants as {"nocache": {"cache": "off"}}
