@@ -25,7 +25,7 @@ func check(t *testing.T, s string) {
 }
 
 func TestAppend(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uote\`, "tab\tnl\ncr\r", "\x00\x01\x1f", "<b>&amp;</b>",
+	for _, s := range []string{"", "plain", `q"uote\`, "tab\tnl\ncr\r", "bs\bff\f", "\x00\x01\x1f", "<b>&amp;</b>",
 		"caf\u00e9 \u4e2d\u6587 \U0001F600", "\u2028\u2029", "bad \xff\xfe utf8", "\xe2\x82"} {
 		check(t, s)
 	}
