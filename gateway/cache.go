@@ -303,7 +303,7 @@ func (s *Server) embedLookup(ctx context.Context, header func(string, ...string)
 	if err != nil {
 		return nil, "", err
 	}
-	res, err := s.router.Do(ctx, rt, &providers.Request{Operation: providers.OpEmbeddings, Body: body, RequestID: rec.requestID})
+	res, err := s.router.Do(auxiliary(ctx, providers.OpEmbeddings), rt, &providers.Request{Operation: providers.OpEmbeddings, Body: body, RequestID: rec.requestID})
 	if err != nil {
 		return nil, "", err
 	}

@@ -21,6 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
@@ -585,4 +588,49 @@ func TestCacheStreamWithoutUsage(t *testing.T) {
 	assert.Positive(t, got.Usage.PromptTokens, "the estimate was stored with the answer")
 	assert.Positive(t, got.Usage.CompletionTokens)
 	assert.Equal(t, "true", resp.Header.Get(gateway.HeaderEstimated))
+}
+
+// The lookup's embedding call is a span of its own, named and attributed
+// as an embeddings call and ended with it; the request's attempt span
+// (the chat call, which gets the usage) stays the request's.
+func TestCacheLookupEmbeddingSpan(t *testing.T) {
+	up := newCacheUpstream(t)
+	gpu := newEmbedUpstream(t, map[string][]float32{
+		"What is the capital of France?": {1, 0, 0, 0},
+		"Tell me France's capital city":  {0.98, 0.15, 0, 0},
+	})
+	exp := tracetest.NewInMemoryExporter()
+	base, _ := startGatewayWith(t, cacheConfig(t, "semantic", up.URL, gpu.URL, gpu.URL, "", "policy: {audit: none}\n"), gateway.Options{Version: "test", SpanExporter: exp})
+	client := sdk(base)
+
+	// The spans of the trace the client started, once its server span ended.
+	ask := func(question, traceID string) (cacheAnswer, map[string][]sdktrace.ReadOnlySpan) {
+		a := askChat(t, client, question, option.WithHeader("Traceparent", "00-"+traceID+"-b7ad6b7169203331-01"))
+		var got map[string][]sdktrace.ReadOnlySpan
+		require.Eventually(t, func() bool {
+			got = map[string][]sdktrace.ReadOnlySpan{}
+			for _, s := range exp.GetSpans().Snapshots() {
+				if s.SpanContext().TraceID().String() == traceID {
+					got[s.Name()] = append(got[s.Name()], s)
+				}
+			}
+			return len(got["POST /v1/chat/completions"]) == 1
+		}, 5*time.Second, 10*time.Millisecond)
+		return a, got
+	}
+	miss, sp := ask("What is the capital of France?", "0af7651916cd43dd8448eb211c803101")
+	require.Equal(t, "miss", miss.cache)
+	require.Len(t, sp["embeddings bge"], 1, "the lookup's embedding span, ended")
+	emb := sp["embeddings bge"][0]
+	assert.Equal(t, "embeddings", attrs(emb)["gen_ai.operation.name"].AsString())
+	assert.NotContains(t, attrs(emb), attribute.Key("gen_ai.usage.output_tokens"), "the request's usage is not the embedding's")
+	assert.Empty(t, sp["chat bge"])
+	require.Len(t, sp["chat gpt-x"], 1, "the request's own attempt")
+	assert.Positive(t, attrs(sp["chat gpt-x"][0])["gen_ai.usage.output_tokens"].AsInt64())
+
+	eventually(t, func() cacheAnswer { return askChat(t, client, "Tell me France's capital city") })
+	hit, sp := ask("Tell me France's capital city", "0af7651916cd43dd8448eb211c803102")
+	require.Equal(t, "hit", hit.cache)
+	require.Len(t, sp["embeddings bge"], 1)
+	assert.Empty(t, sp["chat gpt-x"], "a hit calls no chat upstream")
 }

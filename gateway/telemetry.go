@@ -117,7 +117,14 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 	rec, _ := ctx.Value(recordKey{}).(*record)
 	b := s.backends[d.Backend]
 	op := "chat"
-	if rec != nil {
+	aux, _ := ctx.Value(auxiliaryKey{}).(providers.Operation)
+	switch {
+	case aux != "":
+		// A call the gateway makes for itself (the cache's lookup
+		// embedding): its own operation, none of the request's
+		// parameters, and its span is not the request's attempt.
+		op, rec = genAIOperation(aux), nil
+	case rec != nil:
 		op = genAIOperation(rec.op)
 	}
 	attrs := []attribute.KeyValue{
@@ -154,6 +161,17 @@ func (s *Server) startAttempt(ctx context.Context, d *router.Deployment) (contex
 		}
 		rec.attemptSpan = sp
 	}
+}
+
+// auxiliaryKey marks a context whose upstream calls the gateway makes for
+// itself within a request (value: their providers.Operation), such as
+// embedding the cache's lookup text: startAttempt names their spans by
+// that operation and ends them with the attempt.
+type auxiliaryKey struct{}
+
+// auxiliary is ctx for the gateway's own upstream calls of operation op.
+func auxiliary(ctx context.Context, op providers.Operation) context.Context {
+	return context.WithValue(ctx, auxiliaryKey{}, op)
 }
 
 // hostAndPort is a backend's server address and port, parsed once (New).
