@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,4 +209,79 @@ func TestCachePutAndPurge(t *testing.T) {
 	assert.NotNil(t, got, "another tenant's stays")
 	n, _ = c.Purge(ctx, cache.Filter{Before: time.Now().Add(time.Hour)})
 	assert.Equal(t, 1, n)
+}
+
+// Replicas sharing Redis: each index learns of the entries the others
+// store as they store them (Follow), one that starts later rebuilds from
+// the store first, and one cut off from Redis reports it and stops with
+// its context.
+func TestFollow(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	prefix := fmt.Sprintf("test%d", time.Now().UnixNano())
+	replica := func() *cache.Cache {
+		return cache.New(cache.Options{Shared: cache.NewRedis(c, prefix, 1<<20, time.Minute), Index: cache.NewIndex(cache.IndexOptions{})})
+	}
+	follow := func(cc *cache.Cache, o cache.FollowOptions) (stop func()) {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); cc.Follow(fctx, o) }()
+		return func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Follow did not return after its context ended")
+			}
+		}
+	}
+	put := func(cc *cache.Cache, key string, vec []float32) {
+		e := entry(key, "t1", false)
+		e.Partition, e.Vector = "p1", vec
+		_, err := cc.Put(ctx, e)
+		require.NoError(t, err)
+	}
+	nearest := func(cc *cache.Cache, vec []float32) string {
+		e, _, err := cc.Nearest(ctx, "p1", vec)
+		require.NoError(t, err)
+		if e == nil {
+			return ""
+		}
+		return e.Key
+	}
+
+	a, b := replica(), replica()
+	put(b, "before", []float32{0, 1, 0})
+	_, err := a.Rebuild(ctx)
+	require.NoError(t, err)
+	put(b, "between", []float32{0, 0, 1}) // after a's rebuild, before it follows
+	defer follow(a, cache.FollowOptions{Block: 50 * time.Millisecond})()
+	put(b, "after", []float32{1, 0, 0})
+	for _, want := range []struct {
+		key string
+		vec []float32
+	}{{"before", []float32{0, 1, 0.1}}, {"between", []float32{0, 0.1, 1}}, {"after", []float32{1, 0.1, 0}}} {
+		require.Eventually(t, func() bool { return nearest(a, want.vec) == want.key }, 5*time.Second, 5*time.Millisecond, want.key)
+	}
+
+	// A replica that never rebuilt does so when it starts following.
+	late := replica()
+	defer follow(late, cache.FollowOptions{Block: 50 * time.Millisecond})()
+	require.Eventually(t, func() bool { return nearest(late, []float32{0, 1, 0}) == "before" }, 5*time.Second, 5*time.Millisecond)
+	put(a, "from-a", []float32{1, 1, 0})
+	require.Eventually(t, func() bool { return nearest(late, []float32{1, 1, 0}) == "from-a" }, 5*time.Second, 5*time.Millisecond)
+
+	// Purged in the store: the followers' indexes forget it on lookup.
+	_, err = b.Purge(ctx, cache.Filter{Tenant: "t1"})
+	require.NoError(t, err)
+	assert.Equal(t, "", nearest(a, []float32{1, 0, 0}))
+
+	// No Redis: each failure reported, and the context still ends it.
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { _ = down.Close() })
+	cut := cache.New(cache.Options{Shared: cache.NewRedis(down, prefix, 0, 0), Index: cache.NewIndex(cache.IndexOptions{})})
+	var failures atomic.Int32
+	stop := follow(cut, cache.FollowOptions{Retry: time.Millisecond, OnError: func(error) { failures.Add(1) }})
+	require.Eventually(t, func() bool { return failures.Load() >= 3 }, 5*time.Second, time.Millisecond)
+	stop()
 }

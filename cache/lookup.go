@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type Cache struct {
 	shared         Store
 	index          *Index
 	shareSensitive func(tenant string) bool
+	// followFrom is where Follow reads announcements from: the stream's
+	// tail when Rebuild began.
+	followFrom atomic.Pointer[string]
 }
 
 // Options configure a Cache.
@@ -100,10 +104,20 @@ func (c *Cache) Put(ctx context.Context, e *Entry) (shared bool, err error) {
 }
 
 // Rebuild adds the vectors of the shared store's entries to the index,
-// as at start, and returns how many it added.
+// as at start, and returns how many it added. Follow then adds those
+// other replicas store.
 func (c *Cache) Rebuild(ctx context.Context) (int, error) {
 	if c.index == nil || c.shared == nil {
 		return 0, nil
+	}
+	if a, ok := c.shared.(announcer); ok {
+		// Entries announced from now on are Follow's; those before are
+		// in the store the scan reads.
+		tail, err := a.Tail(ctx)
+		if err != nil {
+			return 0, err
+		}
+		c.followFrom.Store(&tail)
 	}
 	var mu sync.Mutex
 	n := 0

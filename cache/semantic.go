@@ -405,6 +405,14 @@ func (ix *Index) unlink(e *semEntry) {
 	e.removed = true
 }
 
+// Has reports whether partition holds a vector under key.
+func (ix *Index) Has(partition, key string) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	p := ix.parts[partition]
+	return p != nil && p.byKey[key] != nil
+}
+
 // Len is the number of vectors held.
 func (ix *Index) Len() int {
 	ix.mu.RLock()

@@ -125,7 +125,9 @@ func (m *Memory) Len() int { return m.lru.Len() }
 func (m *Memory) Bytes() int64 { return m.bytes.Load() }
 
 // Redis is a Store in Redis, shared by every replica: one string key per
-// entry (the entry as JSON) under prefix, expiring after the TTL.
+// entry (the entry as JSON) under prefix, expiring after the TTL; entries
+// with a vector are announced in a stream, "<prefix>:cache-index", for
+// the other replicas' semantic indexes (Cache.Follow).
 type Redis struct {
 	c        redis.UniversalClient
 	prefix   string
@@ -176,8 +178,22 @@ func (r *Redis) Put(ctx context.Context, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := r.c.Set(ctx, r.prefix+e.Key, b, r.ttl).Err(); err != nil {
-		return fmt.Errorf("cache: redis set: %w", err)
+	if len(e.Vector) == 0 || e.Partition == "" {
+		if err := r.c.Set(ctx, r.prefix+e.Key, b, r.ttl).Err(); err != nil {
+			return fmt.Errorf("cache: redis set: %w", err)
+		}
+		return nil
+	}
+	// The entry, then its announcement for the other replicas' indexes
+	// (one round trip; a pipeline, not a transaction: the two keys may
+	// be on different Cluster nodes).
+	pipe := r.c.Pipeline()
+	set := pipe.Set(ctx, r.prefix+e.Key, b, r.ttl)
+	r.announce(ctx, pipe, e)
+	// Stored but unannounced (XADD failed), an entry is found exactly at
+	// once and semantically after the others' next rebuild.
+	if _, err := pipe.Exec(ctx); err != nil && set.Err() != nil {
+		return fmt.Errorf("cache: redis set: %w", set.Err())
 	}
 	return nil
 }

@@ -451,6 +451,33 @@ func TestCacheRedisShared(t *testing.T) {
 	assert.Len(t, keys, 1, "only the plain answer is shared")
 }
 
+// Semantic entries are shared too: a replica that was already running
+// finds, by a paraphrase, the answer another stored after it started.
+func TestCacheRedisSharedSemantic(t *testing.T) {
+	addr := redisOrSkip(t)
+	const db = 12
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { _ = rdb.Close() })
+	require.NoError(t, rdb.FlushDB(context.Background()).Err())
+	up := newCacheUpstream(t)
+	gpu := newEmbedUpstream(t, map[string][]float32{
+		"What is the capital of France?": {1, 0, 0, 0},
+		"Tell me France's capital city":  {0.98, 0.15, 0, 0},
+	})
+	top := fmt.Sprintf("policy: {audit: none}\nquotas: {redis: {addrs: [%s], db: %d}}\n", addr, db)
+	a, _ := startGateway(t, cacheConfig(t, "semantic", up.URL, gpu.URL, gpu.URL, "  store: redis\n", top))
+	b, _ := startGateway(t, cacheConfig(t, "semantic", up.URL, gpu.URL, gpu.URL, "  store: redis\n", top))
+	first := askChat(t, sdk(a), "What is the capital of France?")
+	require.Equal(t, "miss", first.cache)
+	// no-store: b's misses while its index catches up store nothing of
+	// their own.
+	hit := eventually(t, func() cacheAnswer {
+		return askChat(t, sdk(b), "Tell me France's capital city", option.WithHeader(gateway.HeaderCache, "no-store"))
+	})
+	assert.Equal(t, first.text, hit.text, "a's answer")
+	assert.True(t, strings.HasPrefix(hit.match, "semantic; similarity=0.98"), hit.match)
+}
+
 // The in-process route: with no embedding_model set, the first route a
 // local-engine embedding model serves embeds the lookup text, inside the
 // gateway. The same question in another content form misses the exact

@@ -22,6 +22,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/classify"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/conversations"
@@ -217,6 +218,12 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			log.Error("policy bundle is not watched; changes need a restart", "error", err)
 		}
 	}()
+	if responseCache != nil {
+		// Other replicas' semantic entries, indexed as they store them.
+		go responseCache.c.Follow(watchCtx, cache.FollowOptions{OnError: func(err error) {
+			log.Debug("response cache: following the shared index", "error", err)
+		}})
+	}
 	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
