@@ -56,6 +56,11 @@ type Entry struct {
 	Backend       string `json:"backend"`
 	Kind          string `json:"kind"`
 	UpstreamModel string `json:"upstream_model"`
+	// PromptEstimate is the gateway's estimate of the request's prompt
+	// tokens, for a later identical request (an exact hit) to reuse
+	// under the same EstimateFor (what counted it); 0: none.
+	PromptEstimate int64  `json:"prompt_estimate,omitempty"`
+	EstimateFor    string `json:"estimate_for,omitempty"`
 	// Sensitive is true when the request held sensitive data.
 	Sensitive bool `json:"sensitive,omitempty"`
 	// Created is when the entry was stored.

@@ -208,6 +208,10 @@ type cacheProbe struct {
 	found     *cache.Entry
 	match     string // exact or semantic
 	sim       float32
+	// estimate is the request's prompt estimate as the policy saw it, on
+	// the route's deployments named by estimateFor, for the entry.
+	estimate    int64
+	estimateFor string
 }
 
 // view is the probe as the policy sees it.
@@ -250,6 +254,12 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 	if !pr.noLookup {
 		if e, err := s.cache.c.Get(ctx, key); err == nil && e != nil && e.Tenant == p.Tenant {
 			pr.found, pr.match, pr.sim = e, "exact", 1
+			if e.PromptEstimate > 0 && e.EstimateFor == call.estimateSignature() {
+				// The same request: its token count for the policy
+				// input need not be made again (the most of a hit's
+				// time otherwise).
+				call.knownPrompt = e.PromptEstimate
+			}
 			return pr
 		}
 	}
@@ -447,6 +457,7 @@ func (s *Server) storeAnswer(o cacheOutcome, p *Principal, call *call, d *router
 		Partition: pr.lookup.Partition, Vector: pr.vector, Answer: append([]byte(nil), answer...),
 		PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens, Estimated: usage.Estimated, CostPicoUSD: int64(cost),
 		Backend: d.Backend, Kind: d.Kind, UpstreamModel: d.Model, Sensitive: pr.sensitive,
+		PromptEstimate: pr.estimate, EstimateFor: pr.estimateFor,
 		Created: time.Now().UTC(),
 	}
 	s.background.goOrRun(func() {

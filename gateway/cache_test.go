@@ -357,6 +357,38 @@ func TestCachePolicyRevision(t *testing.T) {
 	assert.Equal(t, "miss", askChat(t, client, "hi").cache, "a new revision: the old answers are not served")
 }
 
+// An exact hit reuses the prompt estimate the first request's policy
+// input had (it is not counted again): counted on the route the request
+// looked up, not on the deployments its decision narrowed it to. Here a
+// policy rule turns the estimate into an answer-shaping obligation, which
+// a hit must match: were the stored estimate the narrowed route's (the
+// kept deployment counts with tiktoken, the excluded one over-estimates),
+// the identical request would never hit.
+func TestCacheHitReusesPromptEstimate(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, policies.Shipped()))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "estimate.rego"), []byte(`package switchyard
+
+obligations["max_output_tokens"] := input.request.estimated_input_tokens if input.request.data_class == "internal"
+`), 0o644))
+	up := newCacheUpstream(t)
+	emb := newEmbedUpstream(t, nil)
+	cfg := cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "", "policy: {audit: none, bundle: "+dir+"}\n")
+	// openai (excluded for internal data: no zero retention) counts
+	// with Approx, edge (kept) with o200k_base.
+	cfg.Models[0].Deployments[0].Model, cfg.Models[0].Deployments[1].Model = "claude-x", "gpt-4o"
+	base, _ := startGateway(t, cfg)
+	client := sdk(base)
+	question := strings.Repeat("Summarise the quarterly figures for the northern region, please. ", 20)
+	internal := option.WithHeader(gateway.HeaderDataClass, "internal")
+	first := askChat(t, client, question, internal)
+	require.Equal(t, "miss", first.cache)
+	require.Equal(t, "edge", first.backend)
+	hit := eventually(t, func() cacheAnswer { return askChat(t, client, question, internal) })
+	assert.Equal(t, first.text, hit.text)
+	assert.Equal(t, "exact", hit.match)
+}
+
 // A hit is written to the ledger as a hit that cost nothing and saved
 // what the stored answer cost; the admin API purges by tenant.
 func TestCacheLedgerAndPurge(t *testing.T) {

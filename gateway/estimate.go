@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/config"
@@ -71,6 +73,9 @@ func (c *call) promptTokensFor(d *router.Deployment) int64 {
 // promptEstimate is the most prompt tokens any deployment of the
 // request's route may count: what the policy sees and quotas reserve.
 func (c *call) promptEstimate() int64 {
+	if c.knownPrompt > 0 {
+		return c.knownPrompt
+	}
 	if c.route == nil || len(c.route.Deployments) == 0 {
 		return tokens.Prompt(tokens.Approx, string(c.op), c.body)
 	}
@@ -79,6 +84,23 @@ func (c *call) promptEstimate() int64 {
 		most = max(most, c.promptTokensFor(d))
 	}
 	return most
+}
+
+// estimateSignature names what promptEstimate counts with: the route's
+// deployments (backend and model, hence encoding). A stored estimate is
+// reused only under the same.
+func (c *call) estimateSignature() string {
+	if c.route == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, d := range c.route.Deployments {
+		b.WriteString(d.Backend)
+		b.WriteByte('/')
+		b.WriteString(d.Model)
+		b.WriteByte(';')
+	}
+	return b.String()
 }
 
 // estimateUnary stands in for usage an upstream did not report: the

@@ -31,6 +31,9 @@ type call struct {
 	body         []byte
 	findings     classify.Findings // sensitive data in the request
 	prompts      []promptCount     // prompt tokens counted so far, per encoding
+	// knownPrompt, when positive, is promptEstimate's answer, known
+	// beforehand: an exact cache entry's for this very request.
+	knownPrompt int64
 	// ingress renders answers and errors in the client's API format when
 	// it is not OpenAI's (the body above is then a translation); nil
 	// relays OpenAI's answers as they come.
@@ -188,6 +191,11 @@ func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *recor
 	v, err := s.decide(c, call, p, rec, a.decisionID, probe.view())
 	if err != nil {
 		return a, err
+	}
+	if probe != nil {
+		// Counted for the policy on the route it looked up (the decision
+		// narrows it next): kept with the answer for an identical request.
+		probe.estimate, probe.estimateFor = call.promptEstimate(), call.estimateSignature()
 	}
 	if a.cache = probe.decided(v); a.cache.hit != nil {
 		return a, nil // a hit costs nothing: no reservation
