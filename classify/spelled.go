@@ -73,6 +73,10 @@ func scanSpelledEmails(t string, add func(Span)) {
 		}
 		e := min(i+128, len(t))
 		w := t[s:e]
+		if !domainDot(w) {
+			lo = e // prose around an "at": no domain to end an address
+			continue
+		}
 		for pos := 0; pos < len(w); {
 			m := spelledEmail.FindStringSubmatchIndex(w[pos:])
 			if m == nil {
@@ -99,6 +103,44 @@ func scanSpelledEmails(t string, add func(Span)) {
 		}
 		lo = e
 	}
+}
+
+// domainDot reports whether w may hold the dot before a spelled email's
+// top-level domain, which every match of spelledEmail has: a dot-word
+// (any case: "dot", "pun…", "poin…", "pont…"), or a "." followed by a
+// letter or a non-ASCII byte ("bank.de"; (?i) folds K and ſ into [a-z])
+// or preceded by a space or a bracket ("bank . de", "bank(.)de"). Prose
+// around an "at" rarely has one (a full stop is followed by a space), and
+// this byte scan saves the regular expression there.
+func domainDot(w string) bool {
+	for j := 0; j < len(w); j++ {
+		switch c := w[j]; c | 0x20 {
+		case '.':
+			if c != '.' {
+				continue
+			}
+			if j+1 < len(w) && (isLetter(w[j+1]) || w[j+1] >= 0x80) {
+				return true
+			}
+			if j > 0 && strings.IndexByte(" \t\n\f\r([{<", w[j-1]) >= 0 {
+				return true
+			}
+		case 'd':
+			if hasFoldPrefix(w[j+1:], "ot") {
+				return true
+			}
+		case 'p':
+			if rest := w[j+1:]; hasFoldPrefix(rest, "un") || hasFoldPrefix(rest, "oin") || hasFoldPrefix(rest, "ont") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasFoldPrefix is strings.HasPrefix ignoring ASCII case.
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // atStart are the bytes an at-hint starts with.
