@@ -453,17 +453,23 @@ func TestCacheLedgerAndPurge(t *testing.T) {
 	assert.Equal(t, 401, r.StatusCode, "purging needs an admin key")
 }
 
-// With the Redis store, replicas share answers; one holding sensitive
-// data stays in the replica that made it.
-func TestCacheRedisShared(t *testing.T) {
+// cacheRedis empties the Redis database the cache tests share and returns
+// a client of it and the config lines that point a gateway at it.
+func cacheRedis(t *testing.T) (*redis.Client, string) {
 	addr := redisOrSkip(t)
 	const db = 12
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = rdb.Close() })
 	require.NoError(t, rdb.FlushDB(context.Background()).Err())
+	return rdb, fmt.Sprintf("policy: {audit: none}\nquotas: {redis: {addrs: [%s], db: %d}}\n", addr, db)
+}
+
+// With the Redis store, replicas share answers; one holding sensitive
+// data stays in the replica that made it.
+func TestCacheRedisShared(t *testing.T) {
+	rdb, top := cacheRedis(t)
 	up := newCacheUpstream(t)
 	emb := newEmbedUpstream(t, nil)
-	top := fmt.Sprintf("policy: {audit: none}\nquotas: {redis: {addrs: [%s], db: %d}}\n", addr, db)
 	a, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "  store: redis\n", top))
 	b, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "  store: redis\n", top))
 	assert.Equal(t, "miss", askChat(t, sdk(a), "What is the capital of France?").cache)
@@ -486,17 +492,12 @@ func TestCacheRedisShared(t *testing.T) {
 // Semantic entries are shared too: a replica that was already running
 // finds, by a paraphrase, the answer another stored after it started.
 func TestCacheRedisSharedSemantic(t *testing.T) {
-	addr := redisOrSkip(t)
-	const db = 12
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = rdb.Close() })
-	require.NoError(t, rdb.FlushDB(context.Background()).Err())
+	_, top := cacheRedis(t)
 	up := newCacheUpstream(t)
 	gpu := newEmbedUpstream(t, map[string][]float32{
 		"What is the capital of France?": {1, 0, 0, 0},
 		"Tell me France's capital city":  {0.98, 0.15, 0, 0},
 	})
-	top := fmt.Sprintf("policy: {audit: none}\nquotas: {redis: {addrs: [%s], db: %d}}\n", addr, db)
 	a, _ := startGateway(t, cacheConfig(t, "semantic", up.URL, gpu.URL, gpu.URL, "  store: redis\n", top))
 	b, _ := startGateway(t, cacheConfig(t, "semantic", up.URL, gpu.URL, gpu.URL, "  store: redis\n", top))
 	first := askChat(t, sdk(a), "What is the capital of France?")
