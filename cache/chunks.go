@@ -331,7 +331,7 @@ func (a *Assembler) Completion() ([]byte, error) {
 	case !a.Complete():
 		return nil, errors.New("cache: the stream ended before every choice's finish_reason")
 	}
-	b := make([]byte, 0, a.size())
+	b := make([]byte, 0, a.Size())
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, a.id)
 	b = append(b, `,"object":"chat.completion","created":`...)
@@ -410,9 +410,10 @@ func (a *Assembler) Completion() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// size is a guess at the length of Completion's JSON, to allocate once
-// where nothing needs escaping.
-func (a *Assembler) size() int {
+// Size is about the length of Completion's JSON so far (exact where
+// nothing needs escaping): what a recorder bounds, whatever the chunks'
+// own overhead.
+func (a *Assembler) Size() int {
 	n := 128 + len(a.id) + len(a.model) + len(a.fingerprint) + len(a.usage)
 	for _, ch := range a.choices {
 		if ch == nil {

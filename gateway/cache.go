@@ -188,7 +188,7 @@ func (rc *responseCache) mode(call *call, p *Principal) string {
 	if m == "off" {
 		return ""
 	}
-	if m == "semantic" && (rc.embed == nil || len(call.findings.Fields) > 0) {
+	if m == "semantic" && rc.embed == nil {
 		return "exact"
 	}
 	return m
@@ -236,8 +236,13 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 	directive := strings.ToLower(c.Get(HeaderCache))
 	pr := &cacheProbe{mode: mode, noStore: strings.Contains(directive, "no-store"),
 		noLookup: strings.Contains(directive, "no-cache"), revision: s.policy.Status().Revision}
-	dc := strings.ToLower(c.Get(HeaderDataClass))
+	dc := strings.ToLower(c.Get(HeaderDataClass)) // as the policy reads it
 	pr.sensitive = len(call.findings.Fields) > 0 || (dc != "" && dc != "public")
+	if pr.sensitive {
+		// Matched exactly only, never embedded: a similar question could
+		// carry someone else's data, and its answer with it.
+		pr.mode = "exact"
+	}
 	if pr.noLookup && pr.noStore {
 		return pr
 	}
@@ -263,7 +268,7 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 			return pr
 		}
 	}
-	if mode != "semantic" {
+	if pr.mode != "semantic" {
 		return pr
 	}
 	lookup, ok := cache.SemanticLookup(req)
@@ -464,6 +469,13 @@ func (s *Server) storeAnswer(o cacheOutcome, p *Principal, call *call, d *router
 		if _, err := cache.Replay(e.Answer, "check", 0, true); err != nil {
 			return // an answer a stream could not replay (a custom tool call…) is not stored
 		}
+		if !e.Sensitive {
+			// Sensitive data in the answer (the upstream's, not the
+			// client's) keeps the entry in this replica too.
+			if choices := gjson.GetBytes(e.Answer, "choices"); len(s.classifier.ScanRequest([]byte(choices.Raw)).Fields) > 0 {
+				e.Sensitive = true
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if _, err := s.cache.c.Put(ctx, e); err != nil && !errors.Is(err, cache.ErrTooLarge) {
@@ -479,8 +491,7 @@ type cacheRecorder struct {
 	p       *Principal
 	call    *call
 	asm     cache.Assembler
-	bytes   int
-	limit   int // cache.max_entry_bytes: a longer stream is not kept
+	limit   int // cache.max_entry_bytes: a longer answer is not kept
 	broken  bool
 }
 
@@ -488,8 +499,9 @@ func (r *cacheRecorder) add(data []byte) {
 	if r == nil || r.broken {
 		return
 	}
-	r.bytes += len(data)
-	if r.bytes > r.limit || r.asm.Add(data) != nil {
+	// The answer's size, not the chunks': each carries ~150 bytes of
+	// envelope for a token or two of text.
+	if r.asm.Add(data) != nil || r.asm.Size() > r.limit {
 		r.broken = true
 		r.asm = cache.Assembler{} // let go of what it held
 	}

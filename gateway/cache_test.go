@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -325,6 +326,11 @@ func TestCacheSemantic(t *testing.T) {
 
 	assert.Empty(t, cloud.seen(), "no lookup text reaches the proprietary embedding API")
 	assert.Contains(t, gpu.seen(), "Tell me France's capital city", "the self-hosted one embedded it")
+
+	// A declared data class other than public: exact only, never embedded.
+	internal := askChat(t, client, "How tall is Mont Blanc?", option.WithHeader(gateway.HeaderDataClass, "internal"))
+	assert.Equal(t, "miss", internal.cache)
+	assert.NotContains(t, gpu.seen(), "How tall is Mont Blanc?")
 	for _, in := range gpu.seen() {
 		assert.NotContains(t, in, "be brief", "only the last user turn is embedded")
 	}
@@ -648,6 +654,24 @@ func TestCacheStreamWithoutUsage(t *testing.T) {
 	assert.Positive(t, got.Usage.PromptTokens, "the estimate was stored with the answer")
 	assert.Positive(t, got.Usage.CompletionTokens)
 	assert.Equal(t, "true", resp.Header.Get(gateway.HeaderEstimated))
+
+	// A streamed hit asking for usage gets one usage chunk, the stored
+	// estimate, as the miss did.
+	req, _ := http.NewRequest(http.MethodPost, base+"/chat/completions", strings.NewReader(
+		`{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"no usage please"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	r, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	require.Equal(t, "hit", r.Header.Get(gateway.HeaderCache))
+	usageChunks := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && gjson.Get(data, "usage.prompt_tokens").Exists() {
+			usageChunks++
+		}
+	}
+	assert.Equal(t, 1, usageChunks, "%s", raw)
 }
 
 // The lookup's embedding call is a span of its own, named and attributed
@@ -693,4 +717,43 @@ func TestCacheLookupEmbeddingSpan(t *testing.T) {
 	require.Equal(t, "hit", hit.cache)
 	require.Len(t, sp["embeddings bge"], 1)
 	assert.Empty(t, sp["chat gpt-x"], "a hit calls no chat upstream")
+}
+
+// A streamed answer is bounded by its size, not by its chunks' envelopes:
+// 60 one-word chunks (~11 KB on the wire) of a ~400-byte answer are
+// stored under a 2 KiB bound.
+func TestCacheStreamBoundBySize(t *testing.T) {
+	words := strings.Fields(strings.Repeat("lorem ipsum dolor sit amet consectetur ", 10))
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		events := []string{chunk("gpt-x", `{"role":"assistant","content":""}`, "")}
+		for _, word := range words {
+			events = append(events, chunk("gpt-x", `{"content":"`+word+` "}`, ""))
+		}
+		writeSSE(w, append(events, chunk("gpt-x", `{}`, "stop"), usageChunk("gpt-x", 30, len(words)))...)
+	})
+	emb := newEmbedUpstream(t, nil)
+	base, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "  max_entry_bytes: 2KiB\n", "policy: {audit: none}\n"))
+	streamed := askChatStream(t, sdk(base), "Say lorem ipsum")
+	require.Equal(t, "miss", streamed.cache)
+	hit := eventually(t, func() cacheAnswer { return askChat(t, sdk(base), "Say lorem ipsum") })
+	assert.Equal(t, streamed.text, hit.text)
+	assert.Len(t, strings.Fields(hit.text), len(words))
+}
+
+// An answer holding sensitive data the question did not stays in the
+// replica that made it, as one whose question held it.
+func TestCacheSensitiveAnswerStaysLocal(t *testing.T) {
+	rdb, top := cacheRedis(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, chatCompletion("gpt-x", "Write to jane.doe@example.com or call +44 20 7946 0958", 30, 12, 0))
+	})
+	emb := newEmbedUpstream(t, nil)
+	a, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "  store: redis\n", top))
+	b, _ := startGateway(t, cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "  store: redis\n", top))
+	require.Equal(t, "miss", askChat(t, sdk(a), "Who is the support contact?").cache)
+	eventually(t, func() cacheAnswer { return askChat(t, sdk(a), "Who is the support contact?") })
+	assert.Equal(t, "miss", askChat(t, sdk(b), "Who is the support contact?").cache, "not shared")
+	keys, err := rdb.Keys(context.Background(), "sy:cache:*").Result()
+	require.NoError(t, err)
+	assert.Empty(t, keys, "the answer holding an email and a phone number is not in Redis")
 }

@@ -69,7 +69,7 @@ func (s *Server) stream(c *fiber.Ctx, call *call, req *providers.Request, rec *r
 	var record *cacheRecorder
 	if cached.store {
 		p, _ := c.Locals(localPrincipal).(*Principal)
-		record = &cacheRecorder{outcome: cached, p: p, call: call, limit: 2 * int(s.cfg.Cache.MaxEntryBytes)}
+		record = &cacheRecorder{outcome: cached, p: p, call: call, limit: int(s.cfg.Cache.MaxEntryBytes)}
 	}
 	return s.relayStream(c, call, rec, res.Deployment, res.Stream, func() { cancel(nil) }, record)
 }
@@ -325,7 +325,9 @@ func (r *relay) end(err error) {
 			w.Write(r.format.end(r.rec.usage))
 		}
 	}
-	if r.format == nil && errors.Is(err, io.EOF) && r.rec.usage.Estimated && r.call.includeUsage {
+	// The estimate stands in for the usage chunk an upstream did not
+	// send; a replayed answer carries its own (estimated or not).
+	if r.format == nil && errors.Is(err, io.EOF) && r.rec.usage.Estimated && r.call.includeUsage && !r.replay {
 		w.Write(sseData)
 		w.Write(r.usageChunk())
 		w.Write(sseEnd)

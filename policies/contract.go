@@ -21,7 +21,10 @@ type Input struct {
 // can forbid caching (obligations.cache: "off") for some data.
 type Cache struct {
 	// Enabled is true when the route or team opted into the cache and
-	// the client did not ask to bypass it.
+	// the cache may either serve or store the answer: false only when the
+	// client sent both no-cache and no-store. With no-cache alone nothing
+	// is served (the response says bypass) but the answer is stored, so
+	// a rule forbidding caching must still see it enabled.
 	Enabled bool `json:"enabled"`
 	// Mode is exact or semantic when Enabled.
 	Mode string `json:"mode,omitempty"`
