@@ -83,6 +83,9 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
+		// No API key holds whitespace: a key read from a file with its
+		// newline, or a variable set to spaces, is the key or none.
+		b.APIKey = Secret(strings.TrimSpace(string(b.APIKey)))
 		if b.Kind == KindLocal {
 			orDefault(&b.Provider, ProviderLlamaCpp)
 		}

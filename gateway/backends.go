@@ -123,10 +123,14 @@ func localSpecs(le config.LocalEngine) []localengine.Spec {
 // back past it like past any failed deployment.
 type noCredentials string
 
+// codeCredentialsMissing is the error code of a call to a backend whose
+// API key is not set.
+const codeCredentialsMissing = "upstream_credentials_missing"
+
 var _ providers.Provider = noCredentials("")
 
 func (n noCredentials) err() error {
-	return &providers.Error{Status: http.StatusBadGateway, Type: "api_error", Code: "upstream_credentials_missing",
+	return &providers.Error{Status: http.StatusBadGateway, Type: "api_error", Code: codeCredentialsMissing,
 		Message: strings.ToUpper(string(n[:1])) + string(n[1:]) + ".", Retryable: true}
 }
 

@@ -60,26 +60,48 @@ func toAPIError(err error) *APIError {
 	var ex *router.ExhaustedError
 	if errors.As(err, &ex) {
 		c := *e
-		c.Message = strings.TrimSuffix(c.Message, ".") + ". " + triedMessage(ex.Attempts)
+		c.Message = strings.TrimSuffix(c.Message, ".") + ". " + triedMessage(ex)
 		return &c
 	}
 	return e
 }
 
-// triedMessage names each deployment tried and why it failed: status and
-// code only (what the client may see of each upstream's answer).
-func triedMessage(attempts []router.Attempt) string {
+// triedMessage names each deployment tried and why it failed, and those
+// skipped as out of rotation: status and code only (what the client may
+// see of each upstream's answer), and the message of the gateway's own
+// errors that say what to fix (a missing API key's variable).
+func triedMessage(ex *router.ExhaustedError) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Tried %d deployments:", len(attempts))
-	for i, a := range attempts {
+	n := len(ex.Attempts)
+	fmt.Fprintf(&b, "Tried %d deployment%s:", n, plural(n))
+	for i, a := range ex.Attempts {
 		if i > 0 {
 			b.WriteByte(';')
 		}
 		d := toAPIErrorOnce(a.Err)
 		fmt.Fprintf(&b, " %s (%s) failed with %d %s", a.Deployment.Backend, a.Deployment.Model, d.Status, d.Code)
+		if d.Code == codeCredentialsMissing {
+			fmt.Fprintf(&b, " (%s)", strings.TrimSuffix(d.Message, "."))
+		}
+	}
+	if len(ex.Skipped) > 0 {
+		b.WriteString(". Skipped, out of rotation after repeated failures:")
+		for i, d := range ex.Skipped {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, " %s (%s)", d.Backend, d.Model)
+		}
 	}
 	b.WriteByte('.')
 	return b.String()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func toAPIErrorOnce(err error) *APIError {

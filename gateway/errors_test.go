@@ -289,4 +289,35 @@ func TestErrorNamesEveryDeploymentTried(t *testing.T) {
 		assert.Regexp(t, `Tried 3 deployments: b0 \(m\) failed with 503 \w+; b1 \(m\) failed with 502 upstream_unavailable; b2 \(m\) failed with 500 upstream_error\.$`, apiErr.Message)
 		assert.NotContains(t, apiErr.Message, backendKey)
 	}
+
+}
+
+// Deployments out of rotation (after repeated failures) are named as
+// skipped when the ones tried fail.
+func TestErrorNamesDeploymentsSkipped(t *testing.T) {
+	overloaded := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 503, `{"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}`)
+	})
+	var calls atomic.Int32
+	flaky := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 { // one success keeps it in rotation
+			writeJSON(w, 200, chatCompletion("m", "ok", 1, 1, 0))
+			return
+		}
+		writeJSON(w, 500, `{"error":{"message":"boom","type":"server_error"}}`)
+	})
+	cfg := gatewayConfig(t, "", route{name: "chat", upstream: "m", backends: []string{overloaded.URL + "/v1", "http://127.0.0.1:1", flaky.URL + "/v1"}})
+	base, _ := startGateway(t, cfg)
+	ask := func() error {
+		_, err := sdk(base, option.WithMaxRetries(0)).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		return err
+	}
+	require.Error(t, ask())   // b0, b1, b2 fail once
+	require.NoError(t, ask()) // b0, b1 twice; b2 answers
+	require.Error(t, ask())   // b0, b1 a third time: out of rotation
+	var apiErr *openai.Error
+	require.ErrorAs(t, ask(), &apiErr)
+	assert.Equal(t, 500, apiErr.StatusCode)
+	assert.Regexp(t, `Tried 1 deployment: b2 \(m\) failed with 500 upstream_error\. Skipped, out of rotation after repeated failures: b0 \(m\), b1 \(m\)\.$`, apiErr.Message)
 }

@@ -190,18 +190,24 @@ policy: {audit: none}
 backends:
   - {name: cloud, kind: proprietary, base_url: %s/v1, api_key: "${MY_CLOUD_KEY:-}"}
   - {name: mine, kind: selfhosted, base_url: %s/v1}
+  - {name: blank, kind: proprietary, base_url: %s/v1, api_key: "${BLANK_KEY}"}
+  - {name: dead, kind: selfhosted, base_url: "http://127.0.0.1:1/v1"}
 models:
   - name: only-cloud
     deployments: [{backend: cloud, model: m}]
   - name: either
     deployments: [{backend: cloud, model: m}, {backend: mine, model: m}]
+  - name: neither
+    deployments: [{backend: cloud, model: m}, {backend: dead, model: m}]
 keys:
   - {id: test, sha256: %s, tenant: acme}
-`, cloud.URL, local.URL, gateway.HashKey(testKey))
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+`, cloud.URL, local.URL, cloud.URL, gateway.HashKey(testKey))
+	env := map[string]string{"BLANK_KEY": "  \n"}
+	cfg, err := config.Parse([]byte(y), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	assert.Equal(t, `backend "cloud" has no API key: set MY_CLOUD_KEY`, cfg.Backends[0].MissingCredentials())
 	assert.Empty(t, cfg.Backends[1].MissingCredentials(), "self-hosted servers need no key")
+	assert.Equal(t, `backend "blank" has no API key: set BLANK_KEY`, cfg.Backends[2].MissingCredentials(), "a key of spaces is none")
 	base, _ := startGateway(t, cfg)
 
 	var apiErr *openai.Error
@@ -212,6 +218,15 @@ keys:
 	assert.Equal(t, 502, apiErr.StatusCode)
 	assert.Equal(t, "upstream_credentials_missing", apiErr.Code)
 	assert.Contains(t, apiErr.Message, "set MY_CLOUD_KEY")
+
+	// Every deployment failed: the one without a key is named with the
+	// variable to set, though another's error decides the answer.
+	_, err = sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "neither", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "upstream_unavailable", apiErr.Code)
+	assert.Contains(t, apiErr.Message, `cloud (m) failed with 502 upstream_credentials_missing (Backend "cloud" has no API key: set MY_CLOUD_KEY)`)
 
 	out, err := sdk(base).Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "either", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},

@@ -140,7 +140,10 @@ var ErrNoDeployment = errors.New("no deployment available")
 // the last, or a rate limit seen on the way).
 type ExhaustedError struct {
 	Attempts []Attempt
-	Err      error
+	// Skipped are the route's deployments not tried because they were
+	// out of rotation (Cooldown after repeated failures).
+	Skipped []*Deployment
+	Err     error
 }
 
 func (e *ExhaustedError) Error() string {
@@ -151,6 +154,9 @@ func (e *ExhaustedError) Error() string {
 			b.WriteByte(';')
 		}
 		fmt.Fprintf(&b, " %s: %v", a.Deployment.ID(), a.Err)
+	}
+	for _, d := range e.Skipped {
+		fmt.Fprintf(&b, "; %s: skipped, out of rotation", d.ID())
 	}
 	return b.String()
 }
@@ -200,7 +206,8 @@ func (r *Router) Stream(ctx context.Context, rt *Route, req *providers.Request) 
 func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, stream bool, attempt func(context.Context, *Deployment) error) (*Deployment, []Attempt, error) {
 	var attempts []Attempt
 	var last, limited error
-	for _, d := range r.order(rt) {
+	order := r.order(rt)
+	for _, d := range order {
 		start := time.Now()
 		req.Model = d.Model
 		actx, end := ctx, func(Attempt) {}
@@ -232,8 +239,12 @@ func (r *Router) try(ctx context.Context, rt *Route, req *providers.Request, str
 	case limited != nil && providers.IsRetryable(last) && ctx.Err() == nil:
 		last = limited
 	}
-	if len(attempts) > 1 {
-		return nil, attempts, &ExhaustedError{Attempts: attempts, Err: last}
+	var skipped []*Deployment
+	if len(order) < len(rt.Deployments) {
+		skipped = slices.DeleteFunc(slices.Clone(rt.Deployments), func(d *Deployment) bool { return slices.Contains(order, d) })
+	}
+	if len(attempts) > 1 || len(skipped) > 0 {
+		return nil, attempts, &ExhaustedError{Attempts: attempts, Skipped: skipped, Err: last}
 	}
 	return nil, attempts, last
 }
