@@ -45,10 +45,7 @@ func keyHash(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(fs.Output(), "usage: switchyard key hash [KEY]\n\nPrints the lowercase hex SHA-256 of KEY, which config stores as keys[].sha256 or\nadmin.keys[].sha256. Without KEY it reads one line from stdin (keeps the key out of\nshell history). A key that starts with \"-\" goes after --.")
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return err // flag.ErrHelp after -h: run makes it success
 	}
 	key := ""
 	switch fs.NArg() {
@@ -85,20 +82,30 @@ func keyNew(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	admin := fs.Bool("admin", false, "an admin key (admin.keys: the admin API and /dashboard) rather than a virtual key")
 	id := fs.String("id", "", "the key's id in config, logs and metrics (default: admin or my-key)")
-	tenant := fs.String("tenant", "default", "the virtual key's tenant")
-	team := fs.String("team", "", "the virtual key's team")
+	tenant := fs.String("tenant", "default", "the virtual key's tenant (not with -admin)")
+	team := fs.String("team", "", "the virtual key's team (not with -admin)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: switchyard key new [-admin] [-id ID] [-tenant T] [-team M]\n\nMakes a random key, prints it once (store it now: only its hash is kept) and the\nconfig.yaml entry that enables it.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return err // flag.ErrHelp after -h: run makes it success
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("key new: unexpected argument %q", fs.Arg(0))
+	}
+	if *admin {
+		// An admin key has no tenant or team: giving one is a mistake,
+		// not something to drop silently.
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "tenant" || f.Name == "team" {
+				set = append(set, "-"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return fmt.Errorf("key new: %s cannot go with -admin: an admin key has no tenant or team (they are for virtual keys)", strings.Join(set, " and "))
+		}
 	}
 	key, err := newKey()
 	if err != nil {

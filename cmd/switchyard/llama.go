@@ -24,15 +24,22 @@ const llamaUsage = `usage: switchyard llama fetch [DIR]
 // fetchLlama installs the libraries; tests replace it.
 var fetchLlama = llamalib.Fetch
 
-func llamaCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "fetch" || len(args) > 2 || (len(args) == 2 && strings.HasPrefix(args[1], "-")) {
+func llamaCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, llamaUsage)
+		return nil
+	}
+	if len(args) == 0 || args[0] != "fetch" {
 		return errors.New(llamaUsage)
 	}
-	dir := ""
-	if len(args) == 2 {
-		dir = args[1]
+	fs := newFlagSet("llama fetch", llamaUsage, stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
 	}
-	dir = localengine.LibDir(dir)
+	if fs.NArg() > 1 {
+		return errors.New(llamaUsage)
+	}
+	dir := localengine.LibDir(fs.Arg(0))
 	if st, _ := llamalib.Inspect(dir); st == llamalib.Pinned {
 		fmt.Fprintf(stdout, "llama.cpp libraries already in %s (%s)\n", dir, llamalib.Pin)
 		return nil

@@ -5,13 +5,16 @@
 //	                                    validate and print the resolved config, secrets masked
 //	switchyard key hash [KEY]           print the SHA-256 that config stores for a virtual key
 //	switchyard key new [-admin]         make a key: print it once and its config entry
-//	switchyard policy test|check|explain
-//	                                    test, check and explain routing policies
+//	switchyard policy test|check|explain|export
+//	                                    test, check, explain and export routing policies
 //	switchyard model generate OUT.gguf  write a test/demo model (random weights)
 //	switchyard llama fetch [DIR]        install the pinned llama.cpp libraries
 //	switchyard healthcheck [-url URL]   exit 0 if the gateway's /healthz answers 200
 //	switchyard version [-json]          print the version, the module versions that
 //	                                    matter and the llama.cpp libraries'
+//
+// Help (-h, -help, --help) is accepted by every command and subcommand: it
+// prints that command's usage, writes nothing and exits 0.
 package main
 
 import (
@@ -48,15 +51,67 @@ const usage = `usage:
   switchyard [serve] [-config PATH]        run the gateway (default config: config.yaml)
   switchyard config check [-config PATH]   validate and print the resolved config, secrets masked
   switchyard key hash [KEY]                print the SHA-256 to store in config for a virtual key (reads stdin without KEY)
-  switchyard key new [-admin]              make a random key: print it once and the config entry with its hash
-  switchyard policy test|check|explain     test, check and explain routing policies (switchyard policy for details)
-  switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model for details)
+  switchyard key new [-admin] [-id ID] [-tenant T] [-team M]
+                                           make a random key: print it once and the config entry with its hash
+  switchyard policy test [-threshold PCT] [DIR]
+                                           run the policy bundle's Rego tests with coverage
+  switchyard policy check [DIR]            compile the policy bundle strictly
+  switchyard policy explain [flags] INPUT.json
+                                           print the decision for a policy input and the rules that fired
+  switchyard policy export DIR             write the bundle shipped in the binary to DIR, to start your own
+  switchyard model generate OUT.gguf       write a demo/test GGUF model with random weights (switchyard model -h for details)
   switchyard llama fetch [DIR]             install the pinned llama.cpp libraries in DIR (default .llama/lib), from the npm registry
   switchyard healthcheck [-url URL] [-timeout 2s]
                                            exit 0 if /healthz answers 200, else 1 (for container HEALTHCHECKs)
-  switchyard version [-json] [-lib DIR]    print the version, Go, the module versions that matter and the llama.cpp libraries'`
+  switchyard version [-json] [-lib DIR]    print the version, Go, the module versions that matter and the llama.cpp libraries'
+  switchyard --version                     the same as switchyard version
+  switchyard help, -h, --help              print this; COMMAND -h prints a command's own help`
 
+const serveUsage = `usage: switchyard [serve] [-config PATH]
+  run the gateway with the configuration in PATH until SIGINT or SIGTERM`
+
+const configUsage = `usage: switchyard config check [-config PATH]
+  validate the configuration in PATH and print it resolved, secrets masked
+  (on stdout); warnings go to stderr`
+
+// isHelp reports whether arg asks for help where a command is expected.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// newFlagSet is a subcommand's flag set: its errors, and its help when
+// asked for, go to stderr, the help being usage and then the flags.
+// Parse returns flag.ErrHelp for -h, which run turns into success.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(fs.Output(), "flags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// run runs the command in args. Help asked for with -h (flag.ErrHelp
+// from any subcommand's flag set, once that has printed its usage) is
+// success, handled here for every subcommand.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := dispatch(args, stdin, stdout, stderr); !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return nil
+}
+
+func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd, args = "help", args[1:]
@@ -67,16 +122,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "serve":
-		path, err := configFlag("serve", args, stderr)
+		path, err := configFlag("serve", serveUsage, args, stderr)
 		if err != nil {
 			return err
 		}
 		return serve(path, stderr)
 	case "config":
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprintln(stdout, configUsage)
+			return nil
+		}
 		if len(args) == 0 || args[0] != "check" {
 			return errors.New("unknown config command; did you mean 'switchyard config check'?")
 		}
-		path, err := configFlag("config check", args[1:], stderr)
+		path, err := configFlag("config check", configUsage, args[1:], stderr)
 		if err != nil {
 			return err
 		}
@@ -108,23 +167,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "model":
 		return modelCmd(args, stdout, stderr)
 	case "llama":
-		return llamaCmd(args, stdout)
+		return llamaCmd(args, stdout, stderr)
 	case "policy":
 		return policyCmd(args, stdout, stderr)
 	case "version":
 		return versionCmd(args, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(args, stderr)
-	case "help", "-h", "-help", "--help":
+	case "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func configFlag(name, usage string, args []string, stderr io.Writer) (string, error) {
+	fs := newFlagSet(name, usage, stderr)
 	path := fs.String("config", "config.yaml", "path to the configuration file")
 	if err := fs.Parse(args); err != nil {
 		return "", err

@@ -204,3 +204,84 @@ exclusion contains {"id": c.id, "code": "LAB_LOCAL", "message": "the lab team st
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "bundle is valid")
 }
+
+// Every command and subcommand takes -h and --help: it prints its usage,
+// succeeds (exit 0, no "flag: help requested") and does nothing else:
+// policy export -h once wrote the bundle to ./-h, and policy check -h read
+// a bundle from it. The top-level usage lists each of them.
+func TestHelpForEveryCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	top, err := runCmd(t, "", "-h")
+	require.NoError(t, err)
+	assert.Contains(t, top, "switchyard --version")
+
+	for _, tc := range []struct {
+		args   []string
+		usage  string // in the command's help
+		listed string // in the top-level usage
+	}{
+		{[]string{"serve"}, "usage: switchyard [serve] [-config PATH]", "switchyard [serve]"},
+		{[]string{"config"}, "usage: switchyard config check", "switchyard config check"},
+		{[]string{"config", "check"}, "usage: switchyard config check", "switchyard config check"},
+		{[]string{"key"}, "switchyard key new [flags]", "switchyard key"},
+		{[]string{"key", "hash"}, "usage: switchyard key hash [KEY]", "switchyard key hash"},
+		{[]string{"key", "new"}, "usage: switchyard key new", "switchyard key new"},
+		{[]string{"policy"}, "switchyard policy export DIR", "switchyard policy"},
+		{[]string{"policy", "test"}, "usage: switchyard policy test", "switchyard policy test"},
+		{[]string{"policy", "check"}, "usage: switchyard policy check", "switchyard policy check"},
+		{[]string{"policy", "explain"}, "usage: switchyard policy explain", "switchyard policy explain"},
+		{[]string{"policy", "export"}, "usage: switchyard policy export DIR", "switchyard policy export"},
+		{[]string{"model"}, "switchyard model generate", "switchyard model generate"},
+		{[]string{"model", "generate"}, "switchyard model generate", "switchyard model generate"},
+		{[]string{"llama"}, "usage: switchyard llama fetch", "switchyard llama fetch"},
+		{[]string{"llama", "fetch"}, "usage: switchyard llama fetch", "switchyard llama fetch"},
+		{[]string{"healthcheck"}, "usage: switchyard healthcheck", "switchyard healthcheck"},
+		{[]string{"version"}, "usage: switchyard version", "switchyard version"},
+		{nil, "switchyard version [-json]", "switchyard help"},
+	} {
+		assert.Contains(t, top, tc.listed, "the top-level usage lists it")
+		for _, help := range []string{"-h", "-help", "--help"} {
+			args := append(append([]string{}, tc.args...), help)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				out, err := runCmd(t, "", args...)
+				require.NoError(t, err, out)
+				assert.Contains(t, out, tc.usage)
+				assert.NotContains(t, out, "help requested")
+				assert.NotContains(t, out, "wrote the shipped bundle")
+				entries, err := os.ReadDir(".")
+				require.NoError(t, err)
+				assert.Empty(t, entries, "help writes nothing")
+			})
+		}
+	}
+
+	// After --, "-h" is an argument: a key to hash, a directory to export to.
+	out, err := runCmd(t, "", "key", "hash", "--", "-h")
+	require.NoError(t, err)
+	assert.Equal(t, gateway.HashKey("-h")+"\n", out)
+	out, err = runCmd(t, "", "policy", "export", "--", "-h")
+	require.NoError(t, err)
+	assert.Contains(t, out, "wrote the shipped bundle to -h")
+	assert.DirExists(t, "-h")
+}
+
+// An admin key has no tenant or team: asking for one with -admin is a
+// usage error, not an entry that silently drops them.
+func TestKeyNewAdminConflicts(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"-admin", "-tenant", "x"}, "key new: -tenant cannot go with -admin"},
+		{[]string{"-admin", "-team", "y"}, "key new: -team cannot go with -admin"},
+		{[]string{"--admin", "--tenant", "x", "--team", "y"}, "key new: -team and -tenant cannot go with -admin"},
+		{[]string{"-tenant", "default", "-admin"}, "key new: -tenant cannot go with -admin"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err := runCmd(t, "", append([]string{"key", "new"}, tc.args...)...)
+			require.ErrorContains(t, err, tc.err)
+			assert.ErrorContains(t, err, "an admin key has no tenant or team")
+			assert.NotContains(t, out, "sk-sy-", "no key is made")
+		})
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,11 +37,14 @@ func shapeNamed(name string) (gguf.Shape, error) {
 }
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, modelUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "generate" {
 		return errors.New(modelUsage)
 	}
-	fs := flag.NewFlagSet("model generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("model generate", modelUsage, stderr)
 	shape := fs.String("shape", "tiny", "model shape: tiny (under 1 MB), bench (about 125M parameters) or llama3-8b")
 	seed := fs.Int64("seed", 1, "random seed; the same seed writes the same file")
 	quant := fs.String("quantize", "", "quantize with llama.cpp: "+strings.Join(localengine.QuantTypes(), ", "))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -30,15 +29,36 @@ const policyUsage = `usage:
                                                   edit it, add modules, then set policy.bundle: DIR
 DIR defaults to the bundle shipped in the binary.`
 
+const (
+	policyTestUsage = `usage: switchyard policy test [-threshold PCT] [DIR]
+  run the Rego tests of the bundle in DIR (default: the shipped bundle) and
+  report coverage; fail when a test fails or coverage is below -threshold`
+	policyCheckUsage = `usage: switchyard policy check [DIR]
+  compile the bundle in DIR (default: the shipped bundle) strictly, as
+  opa check --strict does`
+	policyExplainUsage = `usage: switchyard policy explain [-bundle DIR] [-request BODY.json [-config FILE]] INPUT.json
+  print the decision for the policy input INPUT.json, the excluded deployments
+  with reasons, and the rules that fired; with -request, classify that request
+  body first: its entities replace the input's, and the detectors that fired
+  are listed by label and path (never the value)`
+	policyExportUsage = `usage: switchyard policy export DIR
+  write the bundle shipped in the binary to DIR (new or empty of its files),
+  as a starting point for your own: edit it, add modules, then set
+  policy.bundle: DIR. A DIR that starts with "-" goes after --.`
+)
+
 func policyCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(policyUsage)
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stdout, policyUsage)
+		return nil
+	}
 	ctx := context.Background()
 	switch args[0] {
 	case "test":
-		fset := flag.NewFlagSet("policy test", flag.ContinueOnError)
-		fset.SetOutput(stderr)
+		fset := newFlagSet("policy test", policyTestUsage, stderr)
 		threshold := fset.Float64("threshold", 0, "fail when coverage is below this percentage")
 		if err := fset.Parse(args[1:]); err != nil {
 			return err
@@ -78,16 +98,25 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "export":
-		if len(args) != 2 {
-			return errors.New("usage: switchyard policy export DIR")
+		fset := newFlagSet("policy export", policyExportUsage, stderr)
+		if err := fset.Parse(args[1:]); err != nil {
+			return err
 		}
-		if err := os.CopyFS(args[1], policies.Shipped()); err != nil {
+		if fset.NArg() != 1 {
+			return errors.New(policyExportUsage)
+		}
+		dir := fset.Arg(0)
+		if err := os.CopyFS(dir, policies.Shipped()); err != nil {
 			return fmt.Errorf("exporting the shipped bundle: %w", err)
 		}
-		fmt.Fprintf(stdout, "wrote the shipped bundle to %s; check it with: switchyard policy test %[1]s\n", args[1])
+		fmt.Fprintf(stdout, "wrote the shipped bundle to %s; check it with: switchyard policy test %[1]s\n", dir)
 		return nil
 	case "check":
-		b, err := loadBundleArg(args[1:])
+		fset := newFlagSet("policy check", policyCheckUsage, stderr)
+		if err := fset.Parse(args[1:]); err != nil {
+			return err
+		}
+		b, err := loadBundleArg(fset.Args())
 		if err != nil {
 			return err
 		}
@@ -97,8 +126,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "bundle is valid: %d modules, revision %s\n", len(b.Modules), b.Revision)
 		return nil
 	case "explain":
-		fset := flag.NewFlagSet("policy explain", flag.ContinueOnError)
-		fset.SetOutput(stderr)
+		fset := newFlagSet("policy explain", policyExplainUsage, stderr)
 		dir := fset.String("bundle", "", "bundle directory (default: the shipped bundle)")
 		reqFile := fset.String("request", "", "an OpenAI request body to classify into the input")
 		cfgFile := fset.String("config", "", "a config whose classification (custom detectors, phone regions) -request uses")

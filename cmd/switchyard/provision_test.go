@@ -224,10 +224,15 @@ func TestLlamaFetchCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "llama.cpp libraries already in "+dir+" ("+llamalib.Pin+")\n", out)
 
-	for _, args := range [][]string{{"llama"}, {"llama", "get"}, {"llama", "fetch", "a", "b"}, {"llama", "fetch", "-h"}} {
+	for _, args := range [][]string{{"llama"}, {"llama", "get"}, {"llama", "fetch", "a", "b"}} {
 		_, err := runCmd(t, "", args...)
 		assert.ErrorContains(t, err, "usage: switchyard llama fetch [DIR]", args)
 	}
+	// Help asked for is not an error, and fetches nothing.
+	out, err = runCmd(t, "", "llama", "fetch", "-h")
+	require.NoError(t, err)
+	assert.Contains(t, out, "usage: switchyard llama fetch [DIR]")
+	assert.NotContains(t, out, "fetching")
 }
 
 // Every shape config accepts for generate is one `model generate` writes.
