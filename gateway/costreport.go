@@ -38,6 +38,10 @@ type costReport struct {
 	// Budgets are the USD budgets of the quota limits (team, tenant and
 	// key scopes) in their current period, whatever the range.
 	Budgets []ledger.BudgetStatus `json:"budgets"`
+	// BudgetsConfigured is how many USD budgets the quota limits set,
+	// whatever the filter: with none in Budgets, the page tells "none
+	// configured" (0) from "none for this selection".
+	BudgetsConfigured int `json:"budgets_configured"`
 	// Dimensions are the values in the range, for the filters.
 	Dimensions map[string][]string `json:"dimensions"`
 	Pending    ledger.Pending      `json:"pending"`
@@ -115,7 +119,10 @@ var reportFilters = []struct {
 // tenant, kind, provider; default team), keeping only the entries that
 // match every filter given (team, tenant, model, kind, key, backend,
 // provider). format=csv returns the series as shown, one row per bucket
-// and stacked group.
+// and stacked group; format=json (the default) the report; format is
+// read in any case, and any other value is a 400. A range of more than
+// ledger.MaxBuckets intervals is a 400 naming interval, whose advice
+// depends on the interval asked for (tooManyIntervals).
 func (s *Server) costsReport(c *fiber.Ctx) error {
 	pending := s.ledgerPending()
 	c.Set(HeaderLedgerPending, strconv.FormatInt(pending.Entries, 10))
@@ -148,6 +155,10 @@ func (s *Server) costsReport(c *fiber.Ctx) error {
 	default:
 		return invalidRequest("invalid_value", "interval", "interval must be hour, day or auto.")
 	}
+	csvOut, apiErr := parseFormat(c.Query("format"))
+	if apiErr != nil {
+		return apiErr
+	}
 	if q.StackBy, err = ledger.ParseGroup(c.Query("stack_by", "team")); err != nil || q.StackBy == ledger.ByNothing {
 		return invalidRequest("invalid_value", "stack_by", "stack_by must be one of team, model, backend, key, tenant, kind, provider.")
 	}
@@ -162,25 +173,25 @@ func (s *Server) costsReport(c *fiber.Ctx) error {
 	defer cancel()
 	rep, err := ledger.RunReport(ctx, s.ledger, q)
 	if errors.Is(err, ledger.ErrTooManyBuckets) {
-		return invalidRequest("invalid_value", "interval",
-			"The range holds more than %d intervals: choose interval=day or a shorter range.", ledger.MaxBuckets)
+		return tooManyIntervals(q.From, q.To, q.Interval)
 	}
 	if err != nil {
-		return ledgerUnavailable(err)
+		return ledgerError(err)
 	}
-	if c.Query("format") == "csv" {
+	if csvOut {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 		c.Set(fiber.HeaderContentDisposition, `attachment; filename="switchyard-cost-report.csv"`)
 		return c.Send(reportCSV(rep, q.StackBy))
 	}
 	budgets, err := ledger.BudgetReport(ctx, s.ledger, now, s.budgets(q.Filter))
 	if err != nil {
-		return ledgerUnavailable(err)
+		return ledgerError(err)
 	}
 	out := costReport{
 		From: q.From, To: q.To, Interval: "day", StackBy: string(q.StackBy), Filter: filter,
 		Total: rep.Total, Buckets: rep.Buckets, Series: make([]reportSeries, len(rep.Series)),
-		Top: map[string][]ledger.Total{}, Dimensions: map[string][]string{}, Budgets: budgets, Pending: pending,
+		Top: map[string][]ledger.Total{}, Dimensions: map[string][]string{}, Budgets: budgets,
+		BudgetsConfigured: len(s.budgets(ledger.Filter{})), Pending: pending,
 		LocalShare: shareOf(rep.ByKind), Savings: s.savingsOf(rep),
 	}
 	if q.Interval == time.Hour {
@@ -208,6 +219,24 @@ func (s *Server) costsReport(c *fiber.Ctx) error {
 		out.Dimensions[string(g)] = vs
 	}
 	return c.JSON(out)
+}
+
+// tooManyIntervals is the 400 for a report range of more than
+// ledger.MaxBuckets intervals: by the hour it suggests interval=day when
+// the range fits in days, and a shorter range otherwise.
+func tooManyIntervals(from, to time.Time, interval time.Duration) *APIError {
+	if interval == time.Hour {
+		if _, err := ledger.Buckets(from, to, 24*time.Hour); err == nil {
+			return invalidRequest("invalid_value", "interval",
+				"The range holds more than %d hourly intervals: choose interval=day or a shorter range (at most %d hours).",
+				ledger.MaxBuckets, ledger.MaxBuckets)
+		}
+		return invalidRequest("invalid_value", "interval",
+			"The range holds more than %d intervals, by the hour or by the day: choose a shorter range (at most %d days, with interval=day).",
+			ledger.MaxBuckets, ledger.MaxBuckets)
+	}
+	return invalidRequest("invalid_value", "interval",
+		"The range holds more than %d daily intervals: choose a shorter range (at most %d days).", ledger.MaxBuckets, ledger.MaxBuckets)
 }
 
 // reportCSV is the report's series as shown: per bucket and stacked

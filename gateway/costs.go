@@ -3,11 +3,13 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -151,7 +153,14 @@ const HeaderLedgerPending = "X-Switchyard-Ledger-Pending"
 // costs is GET /v1/switchyard/costs?from=&to=&group_by=&format=: totals
 // from the ledger between from (inclusive) and to (exclusive), RFC 3339
 // or YYYY-MM-DD, default the current UTC month; format=csv exports the
-// entries instead.
+// entries instead (format is json, the default, or csv, in any case).
+//
+// Its parameters are checked as the report's are, each error a 400 that
+// names the parameter: to must be after from, and the range, from the
+// Unix epoch on, may cover at most ledger.MaxRangeDays UTC days (fewer
+// with a sharded Redis ledger: it reads one stream per day and shard, and
+// refuses a range of more than ledger.MaxRangeKeys streams before sending
+// anything).
 //
 // Entries still in this gateway's spool (the shared store was down when
 // they were settled) are not in the totals nor the export yet: the JSON
@@ -176,12 +185,22 @@ func (s *Server) costs(c *fiber.Ctx) error {
 			return invalidRequest("invalid_value", "to", "to must be RFC 3339 or YYYY-MM-DD.")
 		}
 	}
+	if !to.After(from) {
+		return invalidRequest("invalid_value", "to", "to must be after from.")
+	}
+	csvOut, apiErr := parseFormat(c.Query("format"))
+	if apiErr != nil {
+		return apiErr
+	}
+	if err := ledger.CheckRange(from, to); err != nil {
+		return rangeTooLong(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if c.Query("format") == "csv" {
+	if csvOut {
 		var buf bytes.Buffer
 		if err := ledger.WriteCSV(ctx, s.ledger, &buf, from, to); err != nil {
-			return ledgerUnavailable(err)
+			return ledgerError(err)
 		}
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 		c.Set(fiber.HeaderContentDisposition, `attachment; filename="switchyard-costs.csv"`)
@@ -193,7 +212,7 @@ func (s *Server) costs(c *fiber.Ctx) error {
 	}
 	totals, err := ledger.Totals(ctx, s.ledger, from, to, by)
 	if err != nil {
-		return ledgerUnavailable(err)
+		return ledgerError(err)
 	}
 	if totals == nil {
 		totals = []ledger.Total{}
@@ -206,6 +225,39 @@ func parseTime(v string) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	return time.Parse("2006-01-02", v)
+}
+
+// parseFormat reads a costs API's format parameter: json (the default)
+// or csv, in any case; anything else is a 400 naming format.
+func parseFormat(v string) (csv bool, err *APIError) {
+	switch strings.ToLower(v) {
+	case "", "json":
+		return false, nil
+	case "csv":
+		return true, nil
+	}
+	return false, invalidRequest("invalid_value", "format", "format must be json or csv.")
+}
+
+// rangeTooLong is the 400 for a range the ledger does not read at once
+// (an error wrapping ledger.ErrRangeTooLong).
+func rangeTooLong(err error) *APIError {
+	msg := fmt.Sprintf("The range covers more than %d UTC days: choose a shorter range.", ledger.MaxRangeDays)
+	var rt *ledger.RangeTooLongError
+	if errors.As(err, &rt) {
+		msg = fmt.Sprintf("The range covers %d UTC days (the ledger holds nothing before 1970-01-01); "+
+			"it reads at most %d at once: choose a shorter range.", rt.Days, rt.MaxDays)
+	}
+	return &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: "to", Message: msg, Err: err}
+}
+
+// ledgerError is the response to a ledger read that failed: a 400 for a
+// range too long for the store, else ledgerUnavailable.
+func ledgerError(err error) error {
+	if errors.Is(err, ledger.ErrRangeTooLong) {
+		return rangeTooLong(err)
+	}
+	return ledgerUnavailable(err)
 }
 
 func ledgerUnavailable(err error) error {

@@ -128,3 +128,78 @@ func parseCost(s string) (pricing.Cost, error) {
 	}
 	return pricing.Cost(w*1e12 + f), nil
 }
+
+// GET /v1/switchyard/costs checks its parameters as the report does:
+// to after from, a bounded range (QA: to=9999-12-31 sent millions of XLEN
+// to a Redis ledger), format json or csv; each error is a 400 naming the
+// parameter, answered at once, with the memory and the Redis ledger.
+func TestCostLedgerParams(t *testing.T) {
+	stores := map[string]string{"memory": ""}
+	if addr := redisTestAddr(); addr != "" {
+		stores["redis"] = "quotas: {redis: {addrs: [" + addr + "]}}\nledger: {store: redis}\n"
+		stores["redis, 8 shards"] = "quotas: {redis: {addrs: [" + addr + "]}}\nledger: {store: redis, shards: 8, retention: 438000h}\n" // 50 years
+	}
+	for name, extra := range stores {
+		t.Run(name, func(t *testing.T) {
+			extra += "data_dir: " + t.TempDir() + "\n"
+			admin := "admin:\n  keys:\n    - {id: ops, sha256: " + gateway.HashKey(adminKey) + "}\n"
+			base, _ := startGateway(t, gatewayConfig(t, admin+extra))
+			costs := base + "/switchyard/costs"
+			for _, c := range []struct{ query, param, want string }{
+				{"from=2026-12-05&to=2026-12-01", "to", "after from"},
+				{"from=2026-12-05&to=2026-12-05", "to", "after from"},
+				{"from=2026-12-05&to=2026-12-01&format=csv", "to", "after from"},
+				{"from=2026-12-01&to=9999-12-31", "to", "shorter range"},
+				{"from=2026-12-01&to=9999-12-31&format=csv", "to", "shorter range"},
+				{"from=2026-12-01&to=9999-12-31&group_by=team", "to", "shorter range"},
+				{"from=1900-01-01&to=2200-01-01", "to", "shorter range"},
+				{"from=0001-01-01&to=9999-12-31", "to", "shorter range"},
+				{"from=0001-01-01&to=9999-12-31&format=csv", "to", "shorter range"},
+				{"from=1970-01-01&to=2070-06-01", "to", "it reads at most"},
+				{"format=xml", "format", "format must be json or csv"},
+				{"format=xml&from=2026-12-01&to=2026-12-02", "format", "format must be json or csv"},
+				{"from=yesterday", "from", "RFC 3339"},
+				{"to=tomorrow", "to", "RFC 3339"},
+			} {
+				start := time.Now()
+				resp, body := adminGet(t, costs+"?"+c.query, adminKey)
+				elapsed := time.Since(start)
+				require.Equal(t, 400, resp.StatusCode, "%s: %s", c.query, body)
+				var e struct {
+					Error struct{ Type, Code, Param, Message string }
+				}
+				require.NoError(t, json.Unmarshal(body, &e), c.query)
+				assert.Equal(t, "invalid_request_error", e.Error.Type, c.query)
+				assert.Equal(t, c.param, e.Error.Param, c.query)
+				assert.Contains(t, e.Error.Message, c.want, c.query)
+				assert.Equal(t, "0", resp.Header.Get("X-Switchyard-Ledger-Pending"), c.query)
+				assert.Less(t, elapsed, 500*time.Millisecond, "%s: refused without reading the ledger", c.query)
+			}
+			ok := []struct{ query, ctype string }{
+				{"from=2026-12-01&to=2026-12-02", "application/json"},
+				{"from=2026-12-01&to=2026-12-02&format=JSON", "application/json"},
+				{"from=2026-12-01&to=2026-12-02&format=Csv", "text/csv"},
+			}
+			if name != "redis, 8 shards" {
+				// A century; from before the epoch: the ledger's whole history.
+				ok = append(ok, struct{ query, ctype string }{"from=1970-01-01&to=2070-01-01&format=csv", "text/csv"},
+					struct{ query, ctype string }{"from=0001-01-01&to=2030-01-01", "application/json"})
+			}
+			for _, c := range ok {
+				resp, body := adminGet(t, costs+"?"+c.query, adminKey)
+				require.Equal(t, 200, resp.StatusCode, "%s: %s", c.query, body)
+				assert.Contains(t, resp.Header.Get("Content-Type"), c.ctype, c.query)
+			}
+			if name == "redis, 8 shards" {
+				// 8 streams a day: at most MaxRangeKeys/8 days at once, from
+				// what retention keeps (50 years) on.
+				resp, body := adminGet(t, costs+"?from=0001-01-01&to=2030-01-01", adminKey)
+				require.Equal(t, 400, resp.StatusCode, "%s", body)
+				assert.Contains(t, string(body), "it reads at most 12500 at once")
+				assert.Contains(t, string(body), `"param":"to"`)
+				resp, body = adminGet(t, base+"/switchyard/costs/report?from=2020-01-01&to=2024-01-01&interval=day", adminKey)
+				require.Equal(t, 200, resp.StatusCode, "%s", body)
+			}
+		})
+	}
+}

@@ -43,7 +43,9 @@ import (
 // from time order. Probing costs one round trip per 1000 days of the
 // range, so from is first raised to what retention keeps and to the Unix
 // epoch (Append refuses earlier times): a range from the zero time is
-// about 21 round trips on an empty ledger without retention.
+// about 21 round trips on an empty ledger without retention. A range of
+// more days than MaxDays (MaxRangeDays, or MaxRangeKeys/shards streams)
+// is refused before any command is sent.
 //
 // The hash tag puts a whole day in one cluster slot; every key of one call
 // is in one slot, so it works on Redis Cluster too. One slot is one
@@ -387,8 +389,17 @@ func noScript(cmds []*redis.Cmd) bool {
 	return false
 }
 
+// MaxDays is how many UTC days one Range may cover: MaxRangeDays, or
+// fewer with shards, so that a Range probes at most MaxRangeKeys streams.
+func (r *Redis) MaxDays() int64 {
+	return min(MaxRangeDays, int64(MaxRangeKeys/max(r.shards, 1)))
+}
+
 // Range calls f for every entry with from <= Time < to that retention
-// still keeps, day by day; within a day in append order.
+// still keeps, day by day; within a day in append order. A range that,
+// from the epoch or what retention keeps on, covers more than MaxDays UTC
+// days is an error wrapping ErrRangeTooLong (a *RangeTooLongError), and
+// nothing is sent to Redis.
 func (r *Redis) Range(ctx context.Context, from, to time.Time, f func(Entry) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -403,6 +414,9 @@ func (r *Redis) Range(ctx context.Context, from, to time.Time, f func(Entry) err
 	}
 	if !from.Before(to) {
 		return nil
+	}
+	if err := checkDays(from, to, r.MaxDays()); err != nil {
+		return err // before any command: the range's days are the work
 	}
 	keys := make([]string, 0, lenBatch)
 	lens := make([]*redis.IntCmd, 0, lenBatch)

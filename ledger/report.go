@@ -107,7 +107,10 @@ var topDimensions = []Group{ByTeam, ByKey, ByTenant, ByModel}
 
 // Buckets returns the starts of the intervals covering [from, to), from
 // truncated to the interval (UTC), or an error wrapping
-// ErrTooManyBuckets.
+// ErrTooManyBuckets, for any from and to: the range is compared with
+// MaxBuckets intervals before it is turned into a count, so that a span
+// past what a time.Duration holds (about 292 years, where to.Sub
+// saturates) is too many buckets, never a count that overflows.
 func Buckets(from, to time.Time, interval time.Duration) ([]time.Time, error) {
 	if interval != time.Hour && interval != day {
 		return nil, fmt.Errorf("ledger: interval %v is neither an hour nor a day", interval)
@@ -116,8 +119,15 @@ func Buckets(from, to time.Time, interval time.Duration) ([]time.Time, error) {
 	if !to.After(start) {
 		return nil, nil
 	}
-	n := int((to.Sub(start) + interval - 1) / interval)
-	if n > MaxBuckets {
+	// MaxBuckets days fit a Duration many times over; a saturated Sub
+	// (to - start past 292 years) is larger still.
+	span := to.Sub(start)
+	if span <= 0 || span > time.Duration(MaxBuckets)*interval {
+		return nil, fmt.Errorf("%w: more than %d intervals of %v from %s to %s", ErrTooManyBuckets,
+			MaxBuckets, interval, start.Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	n := int((span + interval - 1) / interval) // span <= MaxBuckets intervals: no overflow
+	if n <= 0 || n > MaxBuckets {
 		return nil, fmt.Errorf("%w: %d intervals of %v (at most %d)", ErrTooManyBuckets, n, interval, MaxBuckets)
 	}
 	out := make([]time.Time, n)

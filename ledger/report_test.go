@@ -176,3 +176,98 @@ func groups(ts []ledger.Total) []string {
 	}
 	return out
 }
+
+// Buckets never overflows: a range past what a time.Duration holds (to.Sub
+// saturates at about 292 years) is too many buckets, like any range of
+// more than MaxBuckets intervals, whatever the interval.
+func TestBucketsRange(t *testing.T) {
+	date := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	d0 := date(2026, 1, 1)
+	maxTime := time.Unix(1<<62, 0).UTC() // far past year 9999
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+		interval time.Duration
+		n        int // buckets; -1: ErrTooManyBuckets
+	}{
+		{"QA: 1900 to 2200 by day", date(1900, 1, 1), date(2200, 1, 1), 24 * time.Hour, -1},
+		{"QA: 1900 to 2200 by hour", date(1900, 1, 1), date(2200, 1, 1), time.Hour, -1},
+		{"QA: year 1 to 9999 by day", date(1, 1, 1), date(9999, 12, 31), 24 * time.Hour, -1},
+		{"QA: year 1 to 9999 by hour", date(1, 1, 1), date(9999, 12, 31), time.Hour, -1},
+		{"zero time to far future", time.Time{}, maxTime, 24 * time.Hour, -1},
+		{"zero time to far future by hour", time.Time{}, maxTime, time.Hour, -1},
+		{"292 years and a day", d0, d0.Add(math.MaxInt64).Add(24 * time.Hour), 24 * time.Hour, -1},
+		{"just under the saturation", d0, d0.Add(math.MaxInt64 - 1), 24 * time.Hour, -1},
+		{"a year by hour", d0, d0.AddDate(1, 0, 0), time.Hour, -1},
+		{"MaxBuckets days", d0, d0.AddDate(0, 0, ledger.MaxBuckets), 24 * time.Hour, ledger.MaxBuckets},
+		{"MaxBuckets days and a nanosecond", d0, d0.AddDate(0, 0, ledger.MaxBuckets).Add(1), 24 * time.Hour, -1},
+		{"MaxBuckets hours", d0, d0.Add(ledger.MaxBuckets * time.Hour), time.Hour, ledger.MaxBuckets},
+		{"MaxBuckets hours and one", d0, d0.Add((ledger.MaxBuckets + 1) * time.Hour), time.Hour, -1},
+		{"from mid-interval: truncated", d0.Add(90 * time.Minute), d0.Add(3 * time.Hour), time.Hour, 2},
+		{"a partial last bucket", d0, d0.Add(49 * time.Hour), 24 * time.Hour, 3},
+		{"empty", d0, d0, time.Hour, 0},
+		{"to before from", date(2200, 1, 1), date(1900, 1, 1), 24 * time.Hour, 0},
+		{"year 9999 to year 1", date(9999, 12, 31), date(1, 1, 1), time.Hour, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bs, err := ledger.Buckets(c.from, c.to, c.interval)
+			if c.n < 0 {
+				require.ErrorIs(t, err, ledger.ErrTooManyBuckets)
+				assert.Nil(t, bs)
+				// And RunReport says so, rather than panicking.
+				_, err = ledger.RunReport(context.Background(), reportStore(t), ledger.ReportQuery{From: c.from, To: c.to, Interval: c.interval, StackBy: ledger.ByTeam})
+				require.ErrorIs(t, err, ledger.ErrTooManyBuckets)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, bs, c.n)
+			for i, b := range bs {
+				assert.Equal(t, c.from.Truncate(c.interval).Add(time.Duration(i)*c.interval), b)
+			}
+		})
+	}
+}
+
+// Days counts the UTC days a range touches without overflowing, and
+// CheckRange bounds them from the epoch on.
+func TestRangeDays(t *testing.T) {
+	date := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+		days     int64
+		tooLong  bool
+	}{
+		{"one day", date(2026, 3, 1), date(2026, 3, 2), 1, false},
+		{"a nanosecond", date(2026, 3, 1), date(2026, 3, 1).Add(1), 1, false},
+		{"across midnight", date(2026, 3, 1).Add(23 * time.Hour), date(2026, 3, 2).Add(time.Hour), 2, false},
+		{"other time zone", date(2026, 3, 2).In(time.FixedZone("X", -5*3600)), date(2026, 3, 3).In(time.FixedZone("Y", 9*3600)), 1, false},
+		{"empty", date(2026, 3, 1), date(2026, 3, 1), 0, false},
+		{"reversed", date(2026, 12, 5), date(2026, 12, 1), 0, false},
+		{"before the epoch", date(1969, 12, 31), date(1970, 1, 2), 2, false},
+		{"zero time to now: from the epoch", time.Time{}, date(2026, 3, 1), 719162 + 20513, false},
+		{"year 1 to 2026: from the epoch", date(1, 1, 1), date(2026, 3, 1), 719162 + 20513, false},
+		{"QA: to 9999-12-31", date(2026, 12, 1), date(9999, 12, 31), 2912108, true},
+		{"QA: 1900 to 2200", date(1900, 1, 1), date(2200, 1, 1), 109573, true},
+		{"QA: year 1 to 9999", date(1, 1, 1), date(9999, 12, 31), 3652058, true},
+		{"MaxRangeDays from the epoch", time.Unix(0, 0), time.Unix(0, 0).AddDate(0, 0, ledger.MaxRangeDays), ledger.MaxRangeDays, false},
+		{"MaxRangeDays and a nanosecond", time.Unix(0, 0), time.Unix(0, 0).AddDate(0, 0, ledger.MaxRangeDays).Add(1), ledger.MaxRangeDays + 1, true},
+		{"zero time to far future", time.Time{}, time.Unix(1<<62, 0), -1, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.days >= 0 {
+				assert.Equal(t, c.days, ledger.Days(c.from, c.to))
+			}
+			err := ledger.CheckRange(c.from, c.to)
+			if !c.tooLong {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ledger.ErrRangeTooLong)
+			var rt *ledger.RangeTooLongError
+			require.ErrorAs(t, err, &rt)
+			assert.EqualValues(t, ledger.MaxRangeDays, rt.MaxDays)
+			assert.Greater(t, rt.Days, rt.MaxDays)
+		})
+	}
+}

@@ -32,6 +32,8 @@
     topBy: $('top-by'), top: $('top'), topCol: $('top-col'), kinds: $('kinds'),
     savingsSummary: $('savings-summary'), savingsFormula: $('savings-formula'), savingsTable: $('savings'),
   };
+  // The page's own text for a gateway without any USD budget.
+  const NO_BUDGETS = el.budgetsEmpty.textContent;
 
   let key = '';
   try { key = sessionStorage.getItem(STORAGE_KEY) || ''; } catch (e) { key = ''; }
@@ -345,7 +347,27 @@
     const body = el.budgets.tBodies[0];
     body.replaceChildren();
     el.burn.replaceChildren();
+    // No row: no budget is configured at all; or a team, tenant or key
+    // filter leaves none of those that are; or, without one, the
+    // budgets are per team, tenant or key (no id) and nobody spent yet
+    // this period.
     el.budgetsEmpty.hidden = rep.budgets.length > 0;
+    const n = rep.budgets_configured || 0;
+    const these = n === 1 ? 'One USD budget is configured' : intFmt.format(n) + ' USD budgets are configured';
+    const scoped = ['team', 'tenant', 'key'].some((d) => rep.filter && rep.filter[d]);
+    let state = 'none';
+    if (rep.budgets.length > 0) state = 'shown';
+    else if (n > 0) state = scoped ? 'filtered' : 'unspent';
+    el.budgetsEmpty.dataset.state = state;
+    if (state === 'filtered') {
+      el.budgetsEmpty.textContent = 'No budget applies to this selection. ' + these +
+        ': clear the team, tenant or key filter to see ' + (n === 1 ? 'it.' : 'them.');
+    } else if (state === 'unspent') {
+      el.budgetsEmpty.textContent = 'No budget has spend this period. ' + these +
+        ', for each team, tenant or key: one shows here once it spends.';
+    } else {
+      el.budgetsEmpty.textContent = NO_BUDGETS;
+    }
     rep.budgets.forEach((b, i) => {
       const tr = body.insertRow();
       tr.dataset.budget = b.scope + ':' + b.id + ':' + b.period;
