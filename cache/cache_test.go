@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -219,6 +220,11 @@ func TestFollow(t *testing.T) {
 	ctx := context.Background()
 	c := redisClient(t)
 	prefix := fmt.Sprintf("test%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := c.Keys(ctx, prefix+":*").Result()
+		keys = append(keys, prefix+":cache-index")
+		_ = c.Del(ctx, keys...).Err()
+	})
 	replica := func() *cache.Cache {
 		return cache.New(cache.Options{Shared: cache.NewRedis(c, prefix, 1<<20, time.Minute), Index: cache.NewIndex(cache.IndexOptions{})})
 	}
@@ -271,6 +277,27 @@ func TestFollow(t *testing.T) {
 	put(a, "from-a", []float32{1, 1, 0})
 	require.Eventually(t, func() bool { return nearest(late, []float32{1, 1, 0}) == "from-a" }, 5*time.Second, 5*time.Millisecond)
 
+	// Announcements trimmed before a follower read them (it fell behind):
+	// it rebuilds from the store and misses none.
+	behind := replica()
+	_, err = behind.Rebuild(ctx)
+	require.NoError(t, err)
+	put(b, "trimmed-1", []float32{0, 1, 1})
+	put(b, "trimmed-2", []float32{1, 0, 1})
+	require.NoError(t, c.XTrimMaxLen(ctx, prefix+":cache-index", 0).Err())
+	defer follow(behind, cache.FollowOptions{Block: 50 * time.Millisecond})()
+	require.Eventually(t, func() bool {
+		return nearest(behind, []float32{0, 1, 1}) == "trimmed-1" && nearest(behind, []float32{1, 0, 1}) == "trimmed-2"
+	}, 5*time.Second, 5*time.Millisecond)
+
+	// A rebuild that failed part-way is done again before following.
+	flaky := &failingScan{Redis: cache.NewRedis(c, prefix, 1<<20, time.Minute), fail: 1}
+	partial := cache.New(cache.Options{Shared: flaky, Index: cache.NewIndex(cache.IndexOptions{})})
+	_, err = partial.Rebuild(ctx)
+	require.Error(t, err)
+	defer follow(partial, cache.FollowOptions{Block: 50 * time.Millisecond, Retry: time.Millisecond})()
+	require.Eventually(t, func() bool { return nearest(partial, []float32{0, 1, 1}) == "trimmed-1" }, 5*time.Second, 5*time.Millisecond)
+
 	// Purged in the store: the followers' indexes forget it on lookup.
 	_, err = b.Purge(ctx, cache.Filter{Tenant: "t1"})
 	require.NoError(t, err)
@@ -284,4 +311,17 @@ func TestFollow(t *testing.T) {
 	stop := follow(cut, cache.FollowOptions{Retry: time.Millisecond, OnError: func(error) { failures.Add(1) }})
 	require.Eventually(t, func() bool { return failures.Load() >= 3 }, 5*time.Second, time.Millisecond)
 	stop()
+}
+
+// failingScan is a Redis store whose first fail scans fail.
+type failingScan struct {
+	*cache.Redis
+	fail int32
+}
+
+func (f *failingScan) Scan(ctx context.Context, fn func(*cache.Entry) bool) error {
+	if atomic.AddInt32(&f.fail, -1) >= 0 {
+		return errors.New("scan cut short")
+	}
+	return f.Redis.Scan(ctx, fn)
 }

@@ -2,8 +2,11 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +24,16 @@ type announcer interface {
 	// Tail is the position after the last announcement so far.
 	Tail(ctx context.Context) (string, error)
 	// Announced waits up to block for announcements after position from
-	// and returns them with the position after them.
+	// and returns them with the position after them; errBehind when some
+	// after from were trimmed before this replica read them.
 	Announced(ctx context.Context, from string, block time.Duration) ([]Announcement, string, error)
+	// Entries reads the entries under keys, nil where there is none, in
+	// one round trip.
+	Entries(ctx context.Context, keys []string) ([]*Entry, error)
 }
+
+// errBehind says a follower missed announcements: it must rebuild.
+var errBehind = errors.New("cache: announcements trimmed before they were read")
 
 var _ announcer = (*Redis)(nil)
 
@@ -52,17 +62,44 @@ func (r *Redis) Tail(ctx context.Context) (string, error) {
 	return msgs[0].ID, nil
 }
 
-// Announced implements announcer with XREAD BLOCK.
+// Announced implements announcer: the stream's state and what follows
+// from, read together in a transaction (XINFO STREAM, XREAD), so that a
+// trim between the two cannot go unseen (XREAD alone returns what is
+// left); when nothing follows, a blocking XREAD waits for the next.
 func (r *Redis) Announced(ctx context.Context, from string, block time.Duration) ([]Announcement, string, error) {
-	res, err := r.c.XRead(ctx, &redis.XReadArgs{Streams: []string{r.stream(), from}, Count: 512, Block: block}).Result()
+	anns, next, err := r.readAfter(ctx, from)
+	if err != nil || len(anns) > 0 || next != from {
+		return anns, next, err
+	}
+	_, err = r.c.XRead(ctx, &redis.XReadArgs{Streams: []string{r.stream(), from}, Count: 1, Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, from, nil // nothing within block
 	}
 	if err != nil {
 		return nil, from, fmt.Errorf("cache: redis xread: %w", err)
 	}
+	return r.readAfter(ctx, from)
+}
+
+func (r *Redis) readAfter(ctx context.Context, from string) ([]Announcement, string, error) {
+	var info *redis.XInfoStreamCmd
+	var read *redis.XStreamSliceCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		info = p.XInfoStream(ctx, r.stream())
+		read = p.XRead(ctx, &redis.XReadArgs{Streams: []string{r.stream(), from}, Count: 512, Block: -1})
+		return nil
+	})
+	if err != nil && info != nil && info.Err() != nil && strings.Contains(info.Err().Error(), "no such key") {
+		return nil, from, nil // nothing announced yet
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, from, fmt.Errorf("cache: redis xinfo/xread: %w", err)
+	}
+	if behind(from, info.Val()) {
+		return nil, from, errBehind
+	}
 	var out []Announcement
-	for _, s := range res {
+	for _, s := range read.Val() {
 		for _, m := range s.Messages {
 			p, _ := m.Values["p"].(string)
 			k, _ := m.Values["k"].(string)
@@ -75,12 +112,67 @@ func (r *Redis) Announced(ctx context.Context, from string, block time.Duration)
 	return out, from, nil
 }
 
+// behind reports whether announcements after from were trimmed: from
+// itself is gone (trimming takes the oldest first, and this replica read
+// up to from, so it fell about streamLen behind), or, from the start
+// ("0-0"), any entry was trimmed at all.
+func behind(from string, in *redis.XInfoStream) bool {
+	switch {
+	case from == "0-0" || from == "":
+		return in.EntriesAdded > in.Length // Redis 7; older ones report 0
+	case in.Length == 0:
+		return streamIDLess(from, in.LastGeneratedID)
+	default:
+		return streamIDLess(from, in.FirstEntry.ID)
+	}
+}
+
+// Entries implements announcer: one pipelined GET per key (keys may be
+// on different Cluster nodes, which MGET refuses).
+func (r *Redis) Entries(ctx context.Context, keys []string) ([]*Entry, error) {
+	pipe := r.c.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, r.prefix+k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("cache: redis get: %w", err)
+	}
+	out := make([]*Entry, len(keys))
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		if err != nil {
+			continue // expired or purged since
+		}
+		var e Entry
+		if json.Unmarshal(b, &e) == nil {
+			out[i] = &e
+		}
+	}
+	return out, nil
+}
+
+// streamIDLess reports whether stream id a ("ms-seq") is before b; an
+// empty or malformed id is before any other.
+func streamIDLess(a, b string) bool {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am < bm || (am == bm && as < bs)
+}
+
+func splitStreamID(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
+}
+
 // FollowOptions tune Follow; zero values are the defaults.
 type FollowOptions struct {
 	// Block is how long one read waits for announcements (default 2 s).
 	Block time.Duration
 	// Retry is the wait after a failed read before the next (default
-	// 1 s).
+	// 1 s), doubled after each failure in a row up to a minute.
 	Retry time.Duration
 	// OnError, if not nil, is called with each failed read or rebuild.
 	OnError func(error)
@@ -104,6 +196,7 @@ func (c *Cache) Follow(ctx context.Context, o FollowOptions) {
 	if o.Retry <= 0 {
 		o.Retry = time.Second
 	}
+	wait := o.Retry
 	fail := func(err error) bool {
 		if ctx.Err() != nil {
 			return false
@@ -111,8 +204,9 @@ func (c *Cache) Follow(ctx context.Context, o FollowOptions) {
 		if o.OnError != nil {
 			o.OnError(err)
 		}
-		t := time.NewTimer(o.Retry)
+		t := time.NewTimer(wait)
 		defer t.Stop()
+		wait = min(2*wait, time.Minute)
 		select {
 		case <-ctx.Done():
 			return false
@@ -120,37 +214,63 @@ func (c *Cache) Follow(ctx context.Context, o FollowOptions) {
 			return true
 		}
 	}
+	cannot := func() bool {
+		if c.noFollow.Load() && o.OnError != nil {
+			o.OnError(errors.New("cache: the shared store cannot announce entries (no Redis streams): other replicas' semantic entries are found after a restart"))
+		}
+		return c.noFollow.Load()
+	}
+	if cannot() {
+		return
+	}
 	from := c.followFrom.Load()
 	for ctx.Err() == nil {
 		if from == nil {
-			if _, err := c.Rebuild(ctx); err != nil {
+			_, err := c.Rebuild(ctx)
+			if cannot() {
+				return
+			}
+			if from = c.followFrom.Load(); err != nil || from == nil {
 				if !fail(err) {
 					return
 				}
 				continue
 			}
-			from = c.followFrom.Load()
-			if from == nil {
-				continue
-			}
 		}
 		anns, next, err := a.Announced(ctx, *from, o.Block)
+		if errors.Is(err, errBehind) {
+			from = nil // rebuild now
+			continue
+		}
 		if err != nil {
-			from = nil // rebuild: announcements may have been trimmed meanwhile
+			from = nil // rebuild: announcements may be trimmed meanwhile
 			if !fail(err) {
 				return
 			}
 			continue
 		}
+		wait = o.Retry
+		var keys []string
+		var parts []string
 		for _, an := range anns {
-			if c.index.Has(an.Partition, an.Key) {
-				continue // this replica's own, or already rebuilt
+			if !c.index.Has(an.Partition, an.Key) { // not this replica's own
+				keys, parts = append(keys, an.Key), append(parts, an.Partition)
 			}
-			e, err := c.shared.Get(ctx, an.Key)
-			if err != nil || e == nil || len(e.Vector) == 0 || e.Partition != an.Partition {
-				continue // expired or purged since
+		}
+		if len(keys) > 0 {
+			entries, err := a.Entries(ctx, keys)
+			if err != nil {
+				from = nil
+				if !fail(err) {
+					return
+				}
+				continue
 			}
-			_ = c.index.Add(e.Partition, e.Key, e.Vector)
+			for i, e := range entries {
+				if e != nil && len(e.Vector) > 0 && e.Partition == parts[i] {
+					_ = c.index.Add(e.Partition, e.Key, e.Vector)
+				}
+			}
 		}
 		from = &next
 	}

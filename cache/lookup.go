@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Cache puts the stores and the semantic index together: entries go to
@@ -17,8 +19,11 @@ type Cache struct {
 	index          *Index
 	shareSensitive func(tenant string) bool
 	// followFrom is where Follow reads announcements from: the stream's
-	// tail when Rebuild began.
+	// tail when the last successful Rebuild began; nil before one.
 	followFrom atomic.Pointer[string]
+	// noFollow is set when the shared store refused to announce (no
+	// streams: Redis < 5, or an ACL without the stream's key).
+	noFollow atomic.Bool
 }
 
 // Options configure a Cache.
@@ -110,14 +115,21 @@ func (c *Cache) Rebuild(ctx context.Context) (int, error) {
 	if c.index == nil || c.shared == nil {
 		return 0, nil
 	}
+	c.followFrom.Store(nil)
+	var tail *string
 	if a, ok := c.shared.(announcer); ok {
 		// Entries announced from now on are Follow's; those before are
 		// in the store the scan reads.
-		tail, err := a.Tail(ctx)
-		if err != nil {
+		t, err := a.Tail(ctx)
+		var reply redis.Error
+		switch {
+		case err == nil:
+			tail = &t
+		case errors.As(err, &reply):
+			c.noFollow.Store(true) // the scan alone, as at start
+		default:
 			return 0, err
 		}
-		c.followFrom.Store(&tail)
 	}
 	var mu sync.Mutex
 	n := 0
@@ -129,6 +141,9 @@ func (c *Cache) Rebuild(ctx context.Context) (int, error) {
 		}
 		return true
 	})
+	if err == nil {
+		c.followFrom.Store(tail)
+	}
 	return n, err
 }
 

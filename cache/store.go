@@ -184,9 +184,18 @@ func (r *Redis) Put(ctx context.Context, e *Entry) error {
 		}
 		return nil
 	}
-	// The entry, then its announcement for the other replicas' indexes
-	// (one round trip; a pipeline, not a transaction: the two keys may
-	// be on different Cluster nodes).
+	// The entry, then its announcement for the other replicas' indexes:
+	// one round trip, or two on a Cluster, whose pipelines go to each
+	// node at once (the announcement must not arrive before the entry).
+	if _, ok := r.c.(*redis.ClusterClient); ok {
+		if err := r.c.Set(ctx, r.prefix+e.Key, b, r.ttl).Err(); err != nil {
+			return fmt.Errorf("cache: redis set: %w", err)
+		}
+		pipe := r.c.Pipeline()
+		r.announce(ctx, pipe, e)
+		_, _ = pipe.Exec(ctx) // unannounced: see below
+		return nil
+	}
 	pipe := r.c.Pipeline()
 	set := pipe.Set(ctx, r.prefix+e.Key, b, r.ttl)
 	r.announce(ctx, pipe, e)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -60,6 +61,42 @@ type responseCache struct {
 	embed     *router.Route // the semantic lookups' embedding route (no proprietary deployment); nil: exact only
 	threshold float32
 	timeout   time.Duration
+	// pending holds a channel per key whose answer is being stored (in
+	// the background), closed once it is: an identical request meanwhile
+	// waits for it rather than asking the upstream again.
+	pending sync.Map
+}
+
+// storing marks key as being stored until done is called.
+func (rc *responseCache) storing(key string) (done func()) {
+	ch := make(chan struct{})
+	rc.pending.Store(key, ch)
+	return func() {
+		rc.pending.CompareAndDelete(key, ch)
+		close(ch)
+	}
+}
+
+// maxStoreWait bounds how long a request waits for an identical one's
+// answer to be stored.
+const maxStoreWait = 100 * time.Millisecond
+
+// awaitStore waits, at most maxStoreWait, for the answer to key being
+// stored, and reports whether there was one.
+func (rc *responseCache) awaitStore(ctx context.Context, key string) bool {
+	v, ok := rc.pending.Load(key)
+	if !ok {
+		return false
+	}
+	t := time.NewTimer(maxStoreWait)
+	defer t.Stop()
+	select {
+	case <-v.(chan struct{}):
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // newResponseCache builds the cache, or nil when no route or team opts in.
@@ -257,7 +294,11 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 	ctx, cancel := context.WithTimeout(rec.ctx, s.cfg.Quotas.Redis.Timeout*2+s.cache.timeout)
 	defer cancel()
 	if !pr.noLookup {
-		if e, err := s.cache.c.Get(ctx, key); err == nil && e != nil && e.Tenant == p.Tenant {
+		e, err := s.cache.c.Get(ctx, key)
+		if err == nil && e == nil && s.cache.awaitStore(ctx, key) {
+			e, err = s.cache.c.Get(ctx, key) // stored meanwhile
+		}
+		if err == nil && e != nil && e.Tenant == p.Tenant {
 			pr.found, pr.match, pr.sim = e, "exact", 1
 			if e.PromptEstimate > 0 && e.EstimateFor == call.estimateSignature() {
 				// The same request: its token count for the policy
@@ -465,7 +506,9 @@ func (s *Server) storeAnswer(o cacheOutcome, p *Principal, call *call, d *router
 		PromptEstimate: pr.estimate, EstimateFor: pr.estimateFor,
 		Created: time.Now().UTC(),
 	}
+	done := s.cache.storing(e.Key)
 	s.background.goOrRun(func() {
+		defer done()
 		if _, err := cache.Replay(e.Answer, "check", 0, true); err != nil {
 			return // an answer a stream could not replay (a custom tool call…) is not stored
 		}

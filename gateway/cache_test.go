@@ -757,3 +757,44 @@ func TestCacheSensitiveAnswerStaysLocal(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, keys, "the answer holding an email and a phone number is not in Redis")
 }
+
+// An exact entry found but not served (another decision made it) leaves
+// nothing behind: the request's reservation counts its prompt on the
+// deployments its own decision kept, as without the cache.
+func TestCacheFoundNotServedReservesNarrowedEstimate(t *testing.T) {
+	up := newCacheUpstream(t)
+	emb := newEmbedUpstream(t, nil)
+	cfg := cacheConfig(t, "exact", up.URL, emb.URL, emb.URL, "",
+		"policy: {audit: none}\nquotas:\n  limits:\n    - {scope: key, tokens_per_minute: 100000000}\n")
+	// openai (excluded for internal data) counts with Approx, edge with
+	// o200k_base: the two estimates differ.
+	cfg.Models[0].Deployments[0].Model, cfg.Models[0].Deployments[1].Model = "claude-x", "gpt-4o"
+	exp := tracetest.NewInMemoryExporter()
+	base, _ := startGatewayWith(t, cfg, gateway.Options{Version: "test", SpanExporter: exp})
+	client := sdk(base)
+	question := strings.Repeat("Summarise the quarterly figures for the northern region, please. ", 20)
+
+	reserved := func(traceID string, opts ...option.RequestOption) (string, int64) {
+		a := askChat(t, client, question, append(opts, option.WithHeader("Traceparent", "00-"+traceID+"-b7ad6b7169203331-01"))...)
+		var est int64
+		require.Eventually(t, func() bool {
+			for _, s := range exp.GetSpans().Snapshots() {
+				if s.SpanContext().TraceID().String() == traceID && s.Name() == "quota.reserve" {
+					est = attrs(s)["switchyard.quota.estimate_tokens"].AsInt64()
+					return true
+				}
+			}
+			return false
+		}, 5*time.Second, 10*time.Millisecond)
+		return a.cache, est
+	}
+	first, whole := reserved("0af7651916cd43dd8448eb211c803201")
+	require.Equal(t, "miss", first)
+	eventually(t, func() cacheAnswer { return askChat(t, client, question) })
+	internal := option.WithHeader(gateway.HeaderDataClass, "internal")
+	found, narrowed := reserved("0af7651916cd43dd8448eb211c803202", internal)
+	require.Equal(t, "miss", found, "stored under another decision: not served")
+	_, fresh := reserved("0af7651916cd43dd8448eb211c803203", internal, option.WithHeader(gateway.HeaderCache, "no-cache"))
+	assert.Equal(t, fresh, narrowed, "as without a stored entry")
+	assert.Less(t, narrowed, whole, "the decision kept the deployment that counts fewer")
+}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"hash/fnv"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -86,9 +88,11 @@ func (c *call) promptEstimate() int64 {
 	return most
 }
 
-// estimateSignature names what promptEstimate counts with: the route's
-// deployments (backend and model, hence encoding). A stored estimate is
-// reused only under the same.
+// estimateSignature names what promptEstimate counted: the route's
+// deployments (backend and model, hence encoding) and the body's bytes
+// (an exact cache key ignores spacing and key order, which the count of
+// raw JSON members such as tools does not). A stored estimate is reused
+// only under the same.
 func (c *call) estimateSignature() string {
 	if c.route == nil {
 		return ""
@@ -100,6 +104,9 @@ func (c *call) estimateSignature() string {
 		b.WriteString(d.Model)
 		b.WriteByte(';')
 	}
+	h := fnv.New64a()
+	h.Write(c.body)
+	b.WriteString(strconv.FormatUint(h.Sum64(), 36))
 	return b.String()
 }
 

@@ -200,6 +200,7 @@ func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *recor
 	if a.cache = probe.decided(v); a.cache.hit != nil {
 		return a, nil // a hit costs nothing: no reservation
 	}
+	call.knownPrompt = 0 // it was the whole route's: the decision may narrow it
 	call.route = v.route
 	a.route, a.ticket, err = s.admit(c, call, p, rec)
 	return a, err

@@ -211,19 +211,6 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, router: r, keys: keys, admins: newAdminKeys(cfg.Admin.Keys), classifier: classifier, policy: engine, backends: backends, hostPorts: hostPorts, auditLog: audit, local: local, ownsLocal: ownsLocal, quota: limiter, closeRedis: closeRedis, tel: tel, references: referencePrices(cfg.Ledger.ReferenceModels), ledger: costs, closeLedger: closeLedger, cache: responseCache, conversations: convs, closeConversations: closeConvs, requests: newTracker(), background: newTracker(),
 		log: log, version: o.Version, started: time.Now()}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	s.stopWatch = stopWatch
-	go func() {
-		if err := engine.Watch(watchCtx, 250*time.Millisecond); err != nil {
-			log.Error("policy bundle is not watched; changes need a restart", "error", err)
-		}
-	}()
-	if responseCache != nil {
-		// Other replicas' semantic entries, indexed as they store them.
-		go responseCache.c.Follow(watchCtx, cache.FollowOptions{OnError: func(err error) {
-			log.Debug("response cache: following the shared index", "error", err)
-		}})
-	}
 	s.base, s.abort = context.WithCancelCause(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
@@ -255,6 +242,20 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	s.routes()
 	built = true
+	// The background work starts last: a New that failed leaves none.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	s.stopWatch = stopWatch
+	go func() {
+		if err := engine.Watch(watchCtx, 250*time.Millisecond); err != nil {
+			log.Error("policy bundle is not watched; changes need a restart", "error", err)
+		}
+	}()
+	if responseCache != nil {
+		// Other replicas' semantic entries, indexed as they store them.
+		go responseCache.c.Follow(watchCtx, cache.FollowOptions{OnError: func(err error) {
+			log.Debug("response cache: following the shared index", "error", err)
+		}})
+	}
 	return s, nil
 }
 
