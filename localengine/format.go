@@ -97,6 +97,9 @@ func (b *genBody) responseFormat() (*responseFormat, error) {
 	if !isNull(js.Name) && json.Unmarshal(js.Name, &f.name) != nil {
 		return nil, invalid(paramJSONSchema+".name", "json_schema.name must be a string")
 	}
+	if !isNull(js.Name) && !schemaName(f.name) {
+		return nil, invalid(paramJSONSchema+".name", "json_schema.name must be 1 to 64 letters, digits, underscores or dashes")
+	}
 	if !isNull(js.Strict) && json.Unmarshal(js.Strict, &f.strict) != nil {
 		return nil, invalid(paramJSONSchema+".strict", "json_schema.strict must be a boolean")
 	}
@@ -414,4 +417,19 @@ func leadingRefs(raw json.RawMessage, depth int) []string {
 		return leadingRefs(one, depth+1)
 	}
 	return nil
+}
+
+// schemaName reports a name OpenAI accepts for a JSON schema response
+// format: ^[a-zA-Z0-9_-]{1,64}$.
+func schemaName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
