@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -41,6 +44,26 @@ func (s *Server) adminAuth(c *fiber.Ctx) error {
 			Message: "This endpoint needs an admin key."}
 	}
 	return c.Next()
+}
+
+// unknownAdmin answers an admin request no route took: 405 with the
+// methods the path has, or 404.
+func unknownAdmin(app *fiber.App) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var allow []string
+		for _, r := range app.GetRoutes(true) {
+			if r.Path == c.Path() && r.Method != fiber.MethodHead && !slices.Contains(allow, r.Method) {
+				allow = append(allow, r.Method)
+			}
+		}
+		if len(allow) > 0 {
+			c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+			return &APIError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+				Message: fmt.Sprintf("%s is not allowed on %s: use %s.", c.Method(), c.Path(), strings.Join(allow, " or "))}
+		}
+		return &APIError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: fmt.Sprintf("Unknown admin API path %s.", c.Path())}
+	}
 }
 
 // explainRequest asks why a request would be routed as it would.

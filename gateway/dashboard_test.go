@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/gateway"
 )
@@ -142,5 +144,37 @@ func saveScreenshot(t *testing.T, name string, png []byte) {
 	t.Logf("screenshot: %s (%d bytes)", p, len(png))
 	if os.Getenv("SWITCHYARD_UPDATE_SCREENSHOT") == "1" {
 		require.NoError(t, os.WriteFile(filepath.Join("..", "docs", name), png, 0o644))
+	}
+}
+
+// An admin key on a path or method the admin API does not have learns
+// that, not that it is not a virtual key; other keys still get 401.
+func TestAdminUnknownPath(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	cfg := gatewayConfig(t, fmt.Sprintf("admin:\n  keys:\n    - {id: ops, sha256: %s}\n", gateway.HashKey(adminKey)), route{name: "chat", backends: []string{up.URL + "/v1"}})
+	base, _ := startGateway(t, cfg)
+	root := strings.TrimSuffix(base, "/v1")
+	for _, tc := range []struct {
+		method, path, key string
+		status            int
+		allow             string
+	}{
+		{"POST", "/v1/switchyard/costs/report", adminKey, 405, "GET"},
+		{"GET", "/v1/switchyard/cache", adminKey, 405, "DELETE"},
+		{"GET", "/v1/switchyard/nope", adminKey, 404, ""},
+		{"GET", "/v1/switchyard/nope", testKey, 401, ""},
+		{"GET", "/v1/switchyard/nope", "", 401, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, root+tc.path, nil)
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, tc.status, resp.StatusCode, "%s %s: %s", tc.method, tc.path, body)
+		assert.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		assert.True(t, gjson.GetBytes(body, "error.message").Exists(), "%s", body)
 	}
 }

@@ -284,6 +284,9 @@ func (s *Server) routes() {
 	app.Get("/v1/switchyard/costs", s.adminAuth, s.costs)
 	app.Get("/v1/switchyard/costs/report", s.adminAuth, s.costsReport)
 	app.Delete("/v1/switchyard/cache", s.adminAuth, s.cachePurge)
+	// Any other path or method of the admin API: an admin key learns it
+	// does not exist (rather than that it is not a virtual key).
+	app.All("/v1/switchyard/*", s.adminAuth, unknownAdmin(app))
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Post("/chat/completions", s.proxy(providers.OpChat))
