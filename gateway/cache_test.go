@@ -292,6 +292,8 @@ func TestCacheSemantic(t *testing.T) {
 
 	first := askChat(t, client, "What is the capital of France?")
 	assert.Equal(t, "miss", first.cache)
+	// Stored (an exact hit asks no upstream), then found by a paraphrase.
+	eventually(t, func() cacheAnswer { return askChat(t, client, "What is the capital of France?") })
 	hit := eventually(t, func() cacheAnswer { return askChat(t, client, "Tell me France's capital city") })
 	assert.Equal(t, first.text, hit.text)
 	assert.True(t, strings.HasPrefix(hit.match, "semantic; similarity=0.98"), hit.match)
@@ -556,6 +558,8 @@ keys:
 		`{"role":"user","content":[{"type":"text","text":"What is the capital of France?"}]}]}`
 	var body []byte
 	var resp *http.Response
+	// Stored (an exact hit asks no upstream), then found semantically.
+	eventually(t, func() cacheAnswer { return askChat(t, sdk(base), "What is the capital of France?") })
 	require.Eventually(t, func() bool {
 		resp = post(t, base, parts)
 		body, _ = io.ReadAll(resp.Body)
