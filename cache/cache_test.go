@@ -325,3 +325,28 @@ func (f *failingScan) Scan(ctx context.Context, fn func(*cache.Entry) bool) erro
 	}
 	return f.Redis.Scan(ctx, fn)
 }
+
+// Tail is the last announcement ever made, trimmed or not: a follower
+// starting from it after the stream was emptied is not behind (it would
+// otherwise rebuild without end).
+func TestRedisTail(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	prefix := fmt.Sprintf("test%d", time.Now().UnixNano())
+	t.Cleanup(func() { _ = c.Del(ctx, prefix+":cache-index", prefix+":cache:k").Err() })
+	r := cache.NewRedis(c, prefix, 1<<20, time.Minute)
+	tail, err := r.Tail(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "0-0", tail, "never written")
+	e := entry("k", "t1", false)
+	e.Partition, e.Vector = "p", []float32{1, 0}
+	require.NoError(t, r.Put(ctx, e))
+	require.NoError(t, c.XTrimMaxLen(ctx, prefix+":cache-index", 0).Err())
+	tail, err = r.Tail(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, "0-0", tail)
+	anns, next, err := r.Announced(ctx, tail, 10*time.Millisecond)
+	require.NoError(t, err, "not behind")
+	assert.Empty(t, anns)
+	assert.Equal(t, tail, next)
+}

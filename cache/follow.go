@@ -44,22 +44,27 @@ const streamLen = 10000
 
 func (r *Redis) stream() string { return r.prefix[:len(r.prefix)-1] + "-index" }
 
-// announce adds an announcement of e to the stream in pipe.
-func (r *Redis) announce(ctx context.Context, pipe redis.Pipeliner, e *Entry) {
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.stream(), MaxLen: streamLen, Approx: true,
+// announce adds an announcement of e to the stream, on c (the client or
+// a pipeline).
+func (r *Redis) announce(ctx context.Context, c redis.Cmdable, e *Entry) *redis.StringCmd {
+	return c.XAdd(ctx, &redis.XAddArgs{Stream: r.stream(), MaxLen: streamLen, Approx: true,
 		Values: []any{"p", e.Partition, "k", e.Key}})
 }
 
-// Tail implements announcer: the stream's last id, "0-0" when it is empty.
+// noStream reports the error of XINFO STREAM on a stream never written.
+func noStream(err error) bool { return err != nil && strings.Contains(err.Error(), "no such key") }
+
+// Tail implements announcer: the id of the last announcement ever made
+// (trimmed or not), "0-0" when there was none.
 func (r *Redis) Tail(ctx context.Context) (string, error) {
-	msgs, err := r.c.XRevRangeN(ctx, r.stream(), "+", "-", 1).Result()
-	if err != nil {
-		return "", fmt.Errorf("cache: redis xrevrange: %w", err)
-	}
-	if len(msgs) == 0 {
+	info, err := r.c.XInfoStream(ctx, r.stream()).Result()
+	switch {
+	case noStream(err):
 		return "0-0", nil
+	case err != nil:
+		return "", fmt.Errorf("cache: redis xinfo: %w", err)
 	}
-	return msgs[0].ID, nil
+	return info.LastGeneratedID, nil
 }
 
 // Announced implements announcer: the stream's state and what follows
@@ -89,7 +94,7 @@ func (r *Redis) readAfter(ctx context.Context, from string) ([]Announcement, str
 		read = p.XRead(ctx, &redis.XReadArgs{Streams: []string{r.stream(), from}, Count: 512, Block: -1})
 		return nil
 	})
-	if err != nil && info != nil && info.Err() != nil && strings.Contains(info.Err().Error(), "no such key") {
+	if err != nil && info != nil && noStream(info.Err()) {
 		return nil, from, nil // nothing announced yet
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {

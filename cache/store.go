@@ -191,9 +191,7 @@ func (r *Redis) Put(ctx context.Context, e *Entry) error {
 		if err := r.c.Set(ctx, r.prefix+e.Key, b, r.ttl).Err(); err != nil {
 			return fmt.Errorf("cache: redis set: %w", err)
 		}
-		pipe := r.c.Pipeline()
-		r.announce(ctx, pipe, e)
-		_, _ = pipe.Exec(ctx) // unannounced: see below
+		_ = r.announce(ctx, r.c, e).Err() // unannounced: see below
 		return nil
 	}
 	pipe := r.c.Pipeline()
