@@ -291,6 +291,7 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 		return nil
 	}
 	pr.key = key
+	pr.estimateFor = call.estimateSignature() // on the route looked up, before the decision narrows it
 	ctx, cancel := context.WithTimeout(rec.ctx, s.cfg.Quotas.Redis.Timeout*2+s.cache.timeout)
 	defer cancel()
 	if !pr.noLookup {
@@ -300,7 +301,7 @@ func (s *Server) probeCache(c *fiber.Ctx, call *call, p *Principal, rec *record)
 		}
 		if err == nil && e != nil && e.Tenant == p.Tenant {
 			pr.found, pr.match, pr.sim = e, "exact", 1
-			if e.PromptEstimate > 0 && e.EstimateFor == call.estimateSignature() {
+			if e.PromptEstimate > 0 && e.EstimateFor == pr.estimateFor {
 				// The same request: its token count for the policy
 				// input need not be made again (the most of a hit's
 				// time otherwise).

@@ -195,7 +195,7 @@ func (s *Server) admitRequest(c *fiber.Ctx, call *call, p *Principal, rec *recor
 	if probe != nil {
 		// Counted for the policy on the route it looked up (the decision
 		// narrows it next): kept with the answer for an identical request.
-		probe.estimate, probe.estimateFor = call.promptEstimate(), call.estimateSignature()
+		probe.estimate = call.promptEstimate()
 	}
 	if a.cache = probe.decided(v); a.cache.hit != nil {
 		return a, nil // a hit costs nothing: no reservation
